@@ -1,0 +1,165 @@
+"""The ``callintake`` command.
+
+    callintake process [--json] FILE...     whole pipeline in-process, one ticket per file
+    callintake extract [--json] FILE...     ticket fields from .txt / .json transcripts
+    callintake serve [--host] [--port]      the HTTP API (FastAPI + uvicorn)
+    callintake worker [--burst]             an RQ worker that loads the model once, then takes jobs
+    callintake db upgrade                   create or migrate the database schema
+    callintake models path                  assemble the bundled model if needed and print its directory
+
+``serve`` and ``worker`` import the API and the worker packages only when run, so that ``pipeline``
+stays usable without FastAPI or RQ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline.settings import Settings
+
+
+def _print_json(obj: object) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _readable(result: dict) -> str:
+    if "error" in result:
+        return f"== {result['file']}\n   FAILED: {result['error']}\n"
+    ticket = result.get("ticket") or {}
+    lines = [f"== {result['file']}  (call {result.get('call_id', '-')}, {result.get('language')}, "
+             f"{result.get('duration_s')} s)"]
+    for name in ("summary", "request_type", "category", "urgency", "due_at", "district", "street",
+                 "community", "address", "department", "callback_number", "caller_surname", "vulnerable",
+                 "amounts"):
+        value = ticket.get(name)
+        if value not in (None, "", []):
+            lines.append(f"   {name:16s} {value}")
+    if ticket.get("needs_review"):
+        lines.append(f"   {'needs_review':16s} {', '.join(ticket['needs_review'])}")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.service import process_files
+
+    failed = 0
+    for result in process_files(settings, [Path(p) for p in args.files]):
+        failed += "error" in result
+        if args.json:
+            _print_json(result)
+        else:
+            sys.stdout.write(_readable(result))
+            sys.stdout.flush()
+    return 1 if failed and failed == len(args.files) else 0
+
+
+def cmd_extract(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.extractors import extract_file
+
+    failed = 0
+    for path in args.files:
+        try:
+            result = {"file": path, "ticket": extract_file(Path(path)).to_dict()}
+        except Exception as exc:  # one bad file must not stop the batch
+            failed += 1
+            result = {"file": path, "error": str(exc)}
+        if args.json:
+            _print_json(result)
+        else:
+            sys.stdout.write(_readable(result))
+    return 1 if failed and failed == len(args.files) else 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.worker import run_worker
+
+    return run_worker(settings, burst=args.burst, queues=args.queues)
+
+
+def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.storage.db import upgrade
+
+    upgrade(settings)
+    print(f"database at {settings.resolved_database_url} is up to date")
+    return 0
+
+
+def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.models import bundled_model_dir
+
+    print(bundled_model_dir(settings.resolved_model_cache_dir))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="callintake", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("process", help="run recordings through the whole pipeline in-process")
+    p.add_argument("--json", action="store_true", help="one JSON object per file, one a line")
+    p.add_argument("--engine", choices=["faster-whisper", "openai-whisper"], help="override the ASR engine")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=cmd_process)
+
+    p = sub.add_parser("extract", help="ticket fields from transcripts (.txt or .json)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("serve", help="run the HTTP API")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("worker", help="run a queue worker")
+    p.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    p.add_argument("--queues", nargs="*", default=None, help="queue names, highest priority first")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("db", help="database schema")
+    p.add_argument("action", choices=["upgrade"])
+    p.set_defaults(func=cmd_db)
+
+    p = sub.add_parser("models", help="speech models")
+    p.add_argument("action", choices=["path"])
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    settings = Settings()
+    if getattr(args, "engine", None):
+        settings = settings.model_copy(update={"asr": settings.asr.model_copy(update={"engine": args.engine})})
+    from pipeline.errors import PipelineError
+
+    try:
+        return int(args.func(settings, args) or 0)
+    except PipelineError as exc:
+        print(f"callintake: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""One settings object for the whole product, read from the environment (prefix ``CALLINTAKE_``).
+
+Nested groups use ``__`` in variable names: ``CALLINTAKE_ASR__ENGINE=openai-whisper``,
+``CALLINTAKE_AUDIO__CALLER_CHANNEL=0``. Settings are built once by the entry point (CLI, API app
+factory, worker) and passed down explicitly; nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AsrSettings(BaseModel):
+    """How speech becomes text."""
+
+    engine: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
+    """Transcription engine. Both run on the same bundled weights."""
+
+    model_path: Path | None = None
+    """A CTranslate2 Whisper directory (faster-whisper) or an openai-whisper ``.pt`` checkpoint.
+    Empty means the bundled multilingual ``base`` model, assembled on first use in ``model_cache_dir``."""
+
+    model_cache_dir: Path | None = None
+    """Where the bundled model is assembled. Empty means ``<data_dir>/models``."""
+
+    compute_type: str = "int8"
+    """CTranslate2 compute type on CPU (``int8``, ``int8_float32``, ``float32``)."""
+
+    cpu_threads: int = 0
+    """Threads for one decoder; 0 lets the engine choose (all cores)."""
+
+    beam_size: int = 5
+    """Beam width for decoding."""
+
+    languages: list[str] = Field(default_factory=lambda: ["zh", "en"])
+    """Languages a call may be in; detection is restricted to these, decided over the whole call."""
+
+    vad: bool = True
+    """Skip non-speech with voice activity detection before decoding."""
+
+    domain_prompt: bool = True
+    """Give the decoder an initial prompt with hotline and Beijing place vocabulary (Mandarin)."""
+
+
+class AudioSettings(BaseModel):
+    """What recordings are accepted and how their channels are read."""
+
+    max_upload_mb: float = 200.0
+    """Largest upload accepted, in MiB."""
+
+    max_duration_s: float = 4 * 3600.0
+    """Longest recording accepted, in seconds."""
+
+    agent_channel: int = 0
+    """In a stereo recording, the channel that carries the hotline agent."""
+
+    caller_channel: int = 1
+    """In a stereo recording, the channel that carries the citizen."""
+
+    @field_validator("agent_channel", "caller_channel")
+    @classmethod
+    def _channel_index(cls, value: int) -> int:
+        if value not in (0, 1):
+            raise ValueError("channel must be 0 or 1")
+        return value
+
+
+class Settings(BaseSettings):
+    """Everything configurable, with defaults that run on one machine with no services."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CALLINTAKE_", env_nested_delimiter="__", env_file=None, extra="ignore"
+    )
+
+    data_dir: Path = Path("data")
+    """Root of the audio store, the SQLite file and the model cache. Share it between hosts to scale out."""
+
+    database_url: str = ""
+    """SQLAlchemy URL. Empty means a SQLite file ``<data_dir>/callintake.db``; a PostgreSQL URL
+    (``postgresql+psycopg://user@host/db``) is the multi-host choice."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    """Redis for the job queue (API and workers)."""
+
+    queue_mode: Literal["rq", "inline"] = "rq"
+    """``rq`` enqueues uploads for workers; ``inline`` processes them inside the API process (demo only)."""
+
+    timezone: str = "Asia/Shanghai"
+    """Time zone of the hotline, for received times and due dates shown to people."""
+
+    asr: AsrSettings = Field(default_factory=AsrSettings)
+    audio: AudioSettings = Field(default_factory=AudioSettings)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+            return url
+        return f"sqlite:///{(self.data_dir / 'callintake.db').resolve()}"
+
+    @property
+    def audio_dir(self) -> Path:
+        return self.data_dir / "audio"
+
+    @property
+    def resolved_model_cache_dir(self) -> Path:
+        return self.asr.model_cache_dir or (self.data_dir / "models")
