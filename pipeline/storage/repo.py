@@ -1,0 +1,231 @@
+"""Repository functions: verb-first, keyword-only, one session passed in, no commits inside.
+
+The caller owns the transaction (``pipeline.storage.db.session_scope``). Lookups by id raise
+``NotFound``; ``find_*`` functions return ``None`` instead. Rows convert back to the pipeline's frozen
+types with ``transcript_from_row`` and ``draft_from_row``.
+
+Example::
+
+    with session_scope(factory) as session:
+        call = get_call(session, call_id=call_id)
+        tickets, total = list_tickets(session, urgency="emergency", limit=20)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from pipeline.errors import Conflict, NotFound
+from pipeline.storage.models import CallRow, CallStatus, TicketRow, TicketStatus, TranscriptRow, utcnow
+from pipeline.ticket import Evidence, TicketDraft
+from pipeline.transcript import Segment, Transcript
+
+MAX_PAGE = 200
+
+
+def get_call(session: Session, *, call_id: str) -> CallRow:
+    """The call with this id; ``NotFound`` when there is none."""
+    call = session.get(CallRow, call_id)
+    if call is None:
+        raise NotFound(f"no call with id {call_id!r}")
+    return call
+
+
+def find_call_by_sha256(session: Session, *, sha256: str) -> CallRow | None:
+    """The call whose audio has this SHA-256, or ``None``."""
+    return session.scalars(select(CallRow).where(CallRow.audio_sha256 == sha256)).first()
+
+
+def add_call(
+    session: Session, *, audio_sha256: str, audio_path: str, size_bytes: int, received_at: datetime,
+    original_filename: str | None = None, content_type: str | None = None, caller_number: str | None = None,
+    line: str | None = None, agent_id: str | None = None, duration_s: float | None = None,
+    channels: int | None = None, sample_rate: int | None = None, format: str | None = None,
+    status: CallStatus = CallStatus.QUEUED,
+) -> CallRow:
+    """Insert a call row and flush it (so that a duplicate SHA-256 fails here, as ``IntegrityError``)."""
+    call = CallRow(
+        audio_sha256=audio_sha256, audio_path=audio_path, size_bytes=size_bytes, received_at=received_at,
+        original_filename=original_filename, content_type=content_type, caller_number=caller_number,
+        line=line, agent_id=agent_id, duration_s=duration_s, channels=channels, sample_rate=sample_rate,
+        format=format, status=status, retry_count=0,
+    )
+    session.add(call)
+    session.flush()
+    return call
+
+
+def list_calls(
+    session: Session, *, status: CallStatus | None = None, limit: int = 50, offset: int = 0
+) -> tuple[list[CallRow], int]:
+    """Calls newest first (by received time), one page, and the total that match."""
+    query = select(CallRow)
+    if status is not None:
+        query = query.where(CallRow.status == status)
+    return _page(session, query.order_by(CallRow.received_at.desc(), CallRow.id), limit=limit, offset=offset)
+
+
+def set_call_status(
+    session: Session, *, call_id: str, status: CallStatus, error_reason: str | None = None,
+    error_stage: str | None = None, language: str | None = None,
+) -> CallRow:
+    """Move a call to ``status``; a failure records its stage and reason, any other status clears them."""
+    call = get_call(session, call_id=call_id)
+    call.status = status
+    if status is CallStatus.FAILED:
+        call.error_reason = error_reason or "failed"
+        call.error_stage = error_stage
+    else:
+        call.error_reason = None
+        call.error_stage = None
+    if language is not None:
+        call.language = language
+    call.updated_at = utcnow()
+    return call
+
+
+def add_transcript(session: Session, *, call_id: str, transcript: Transcript) -> TranscriptRow:
+    """Store a transcript of the call; it becomes the call's current one."""
+    row = TranscriptRow(
+        call_id=call_id, language=transcript.language, text=transcript.text,
+        segments=[s.to_dict() for s in transcript.segments], options=_jsonable(dict(transcript.options)),
+        duration_s=float(transcript.duration), created_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def find_current_transcript(session: Session, *, call_id: str) -> TranscriptRow | None:
+    """The latest transcript of the call, or ``None`` before transcription."""
+    query = (
+        select(TranscriptRow).where(TranscriptRow.call_id == call_id)
+        .order_by(TranscriptRow.created_at.desc()).limit(1)
+    )
+    return session.scalars(query).first()
+
+
+def transcript_from_row(row: TranscriptRow) -> Transcript:
+    """The frozen ``Transcript`` a stored row holds."""
+    return Transcript(
+        language=row.language, segments=tuple(Segment.from_dict(s) for s in row.segments or ()),
+        duration=row.duration_s, options=dict(row.options or {}),
+    )
+
+
+def get_ticket(session: Session, *, ticket_id: str) -> TicketRow:
+    """The ticket with this id; ``NotFound`` when there is none."""
+    ticket = session.get(TicketRow, ticket_id)
+    if ticket is None:
+        raise NotFound(f"no ticket with id {ticket_id!r}")
+    return ticket
+
+
+def find_ticket(session: Session, *, call_id: str, rules_version: str) -> TicketRow | None:
+    """The ticket drafted for this call by this rules version, or ``None``."""
+    query = select(TicketRow).where(TicketRow.call_id == call_id, TicketRow.rules_version == rules_version)
+    return session.scalars(query).first()
+
+
+def find_current_ticket(session: Session, *, call_id: str) -> TicketRow | None:
+    """The most recently drafted ticket of the call, or ``None``."""
+    query = (
+        select(TicketRow).where(TicketRow.call_id == call_id)
+        .order_by(TicketRow.updated_at.desc()).limit(1)
+    )
+    return session.scalars(query).first()
+
+
+def save_ticket(
+    session: Session, *, call_id: str, draft: TicketDraft, transcript_id: str | None = None
+) -> TicketRow:
+    """Store the draft as the call's ticket for ``draft.rules_version``.
+
+    A ticket for the same call and rules version that is still ``needs_review`` is overwritten with the
+    new draft (a re-run after an engine change); one an operator already acted on raises ``Conflict``.
+    """
+    row = find_ticket(session, call_id=call_id, rules_version=draft.rules_version)
+    if row is None:
+        row = TicketRow(call_id=call_id, rules_version=draft.rules_version, status=TicketStatus.NEEDS_REVIEW,
+                        created_at=utcnow())
+        session.add(row)
+    elif row.status is not TicketStatus.NEEDS_REVIEW:
+        raise Conflict(
+            f"ticket {row.id} of call {call_id} is already {row.status.value}; not overwriting it",
+            stage="store",
+        )
+    data = draft.to_dict()
+    row.transcript_id = transcript_id
+    for name in ("request_type", "category", "urgency", "district", "street", "community", "address",
+                 "department", "callback_number", "caller_surname", "summary", "language", "vulnerable",
+                 "amounts", "evidence", "confidence", "needs_review"):
+        setattr(row, name, data[name])
+    row.due_at = draft.due_at
+    row.updated_at = utcnow()
+    session.flush()
+    return row
+
+
+def draft_from_row(row: TicketRow) -> TicketDraft:
+    """The ``TicketDraft`` a stored ticket holds (operator edits included)."""
+    return TicketDraft(
+        request_type=row.request_type, category=row.category, urgency=row.urgency, due_at=row.due_at,
+        department=row.department, summary=row.summary, language=row.language, district=row.district,
+        street=row.street, community=row.community, address=row.address,
+        callback_number=row.callback_number, caller_surname=row.caller_surname,
+        vulnerable=tuple(row.vulnerable or ()), amounts=tuple(row.amounts or ()),
+        evidence={k: tuple(Evidence.from_dict(e) for e in v) for k, v in (row.evidence or {}).items()},
+        confidence=dict(row.confidence or {}), needs_review=tuple(row.needs_review or ()),
+        rules_version=row.rules_version,
+    )
+
+
+def list_tickets(
+    session: Session, *, status: TicketStatus | None = None, urgency: str | None = None,
+    district: str | None = None, category: str | None = None, call_id: str | None = None,
+    limit: int = 50, offset: int = 0,
+) -> tuple[list[TicketRow], int]:
+    """Tickets newest first, filtered by any of the given fields, one page, and the total that match.
+
+    ``category`` matches a code exactly or, ending in ``.``, a whole group (``housing.``).
+    """
+    query = select(TicketRow)
+    if status is not None:
+        query = query.where(TicketRow.status == status)
+    if urgency:
+        query = query.where(TicketRow.urgency == urgency)
+    if district:
+        query = query.where(TicketRow.district == district)
+    if category:
+        if category.endswith("."):
+            query = query.where(TicketRow.category.startswith(category, autoescape=True))
+        else:
+            query = query.where(TicketRow.category == category)
+    if call_id:
+        query = query.where(TicketRow.call_id == call_id)
+    query = query.order_by(TicketRow.created_at.desc(), TicketRow.id)
+    return _page(session, query, limit=limit, offset=offset)
+
+
+def _page(session: Session, query: Select[Any], *, limit: int, offset: int) -> tuple[list[Any], int]:
+    limit = max(1, min(int(limit), MAX_PAGE))
+    offset = max(0, int(offset))
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    rows = list(session.scalars(query.limit(limit).offset(offset)))
+    return rows, int(total)
+
+
+def _jsonable(value: Any) -> Any:
+    """Engine options as plain JSON (paths and other objects become strings)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, Sequence)) and not isinstance(value, (str, bytes)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)

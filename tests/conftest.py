@@ -1,0 +1,92 @@
+"""Shared fixtures: real databases (SQLite file, a throw-away PostgreSQL database), a private Redis
+database number, and settings that point at them. Nothing here stands in for a real part."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline.settings import Settings
+
+PG_ADMIN_URL = os.environ.get("CALLINTAKE_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_TEST_URL = os.environ.get("CALLINTAKE_TEST_REDIS", "redis://127.0.0.1:6379")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def pg_database_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    import psycopg
+
+    name = f"callintake_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database: a SQLite file, or the session's PostgreSQL database emptied."""
+    from sqlalchemy import text
+
+    from pipeline.storage.db import make_engine, upgrade
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'db' / 'callintake.db'}"
+    else:
+        url = request.getfixturevalue("pg_database_url")
+    settings = Settings(data_dir=tmp_path / "data", database_url=url)
+    upgrade(settings)
+    if request.param == "postgres":
+        engine = make_engine(settings)
+        with engine.begin() as conn:
+            conn.execute(text("TRUNCATE tickets, transcripts, calls CASCADE"))
+        engine.dispose()
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Settings on a private data directory and a migrated database (SQLite and PostgreSQL)."""
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, queue_mode="inline")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis database number no other test run is using, flushed before and after."""
+    import redis
+
+    admin = redis.Redis.from_url(f"{REDIS_TEST_URL}/0")
+    token = uuid.uuid4().hex
+    for db in range(1, 16):
+        if admin.set(f"callintake:test-lock:{db}", token, nx=True, ex=3600):
+            break
+    else:
+        pytest.fail("no free Redis database number (1-15) for tests")
+    url = f"{REDIS_TEST_URL}/{db}"
+    conn = redis.Redis.from_url(url)
+    conn.flushdb()
+    try:
+        yield url
+    finally:
+        conn.flushdb()
+        if admin.get(f"callintake:test-lock:{db}") == token.encode():
+            admin.delete(f"callintake:test-lock:{db}")
+
+
+@pytest.fixture(scope="session")
+def sample_calls() -> list[Path]:
+    """The project's own sample recordings (audio_samples/), Mandarin and English."""
+    found = sorted(p for p in (ROOT / "audio_samples").iterdir() if p.suffix in {".wav", ".mp3"})
+    if not found:
+        pytest.fail("audio_samples/ holds no recordings")
+    return found
