@@ -90,3 +90,23 @@ def sample_calls() -> list[Path]:
     if not found:
         pytest.fail("audio_samples/ holds no recordings")
     return found
+
+
+def make_tone_wav(path: Path, *, seconds: float = 2.0, channels: int = 2, freq: int = 440) -> Path:
+    """A real telephone-style WAV (8 kHz µ-law) of a tone, made with sox; another ``freq``, other bytes."""
+    import subprocess
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["sox", "-n", "-r", "8000", "-c", str(channels), "-e", "u-law", str(path), "synth", str(seconds),
+         "sine", str(freq)],
+        check=True, capture_output=True,
+    )
+    return path
+
+
+def make_truncated_wav(path: Path) -> Path:
+    """A WAV whose header promises 20 s but whose data stops after a few milliseconds."""
+    full = make_tone_wav(path.with_name("full-" + path.name), seconds=20.0, channels=1, freq=523)
+    path.write_bytes(full.read_bytes()[:44 + 400])
+    return path
