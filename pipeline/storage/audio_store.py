@@ -47,17 +47,19 @@ def iter_chunks(stream: BinaryIO, *, chunk_bytes: int = CHUNK_BYTES) -> Iterator
         yield chunk
 
 
-def receive(data_dir: Path, chunks: Iterable[bytes], *, max_bytes: int | None = None) -> PendingAudio:
+def receive(
+    data_dir: Path, chunks: Iterable[bytes], *, max_bytes: int | None = None, ext: str | None = None
+) -> PendingAudio:
     """Write ``chunks`` to a temporary file under ``<data_dir>/tmp``, hashing and counting as they come.
 
     Raises ``AudioTooLarge`` as soon as more than ``max_bytes`` arrive and ``EmptyAudio`` for zero bytes;
     in both cases (and on any other error) the temporary file is removed. The caller either ``keep``s
-    or ``discard``s the result.
+    or ``discard``s the result. ``ext`` names the temporary file's extension, for decoders that look at it.
     """
     tmp_dir = Path(data_dir) / "tmp"
     try:
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix="upload-", suffix=".part", dir=tmp_dir)
+        fd, name = tempfile.mkstemp(prefix="upload-", suffix=f".part.{normalise_ext(ext)}", dir=tmp_dir)
     except OSError as exc:
         raise StorageError(f"cannot write to the audio store under {data_dir}: {exc}", stage="store") from exc
     path = Path(name)
