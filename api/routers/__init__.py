@@ -1,0 +1,1 @@
+"""Routers by resource: calls (upload and status), tickets (read), health."""
