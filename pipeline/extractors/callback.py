@@ -1,0 +1,99 @@
+"""Callback number: the phone the caller gives, digits only, validated.
+
+Candidates are the digit strings of the caller's speech (``numbers.digit_runs``, and for English calls
+``numbers.english_digit_runs`` too). Inside a candidate we look for, in order:
+
+- a mainland mobile: 11 digits ``1[3-9]…`` (a leading 86 / +86 is dropped);
+- a Beijing landline: ``010`` + 8 digits, or 8 digits alone (``010`` is added);
+- for English calls, a North American number: 10 digits (a leading 1 is dropped); the 555 numbers of
+  films and examples are accepted as *possible* numbers (``phonenumbers.is_possible_number``).
+
+A candidate right after a phone cue ("电话", "手机", "number", "reach me") is preferred; otherwise the
+first valid one. A digit string of 7+ digits that validates as nothing is returned only if nothing else
+was found, with low confidence and a review flag. The agent reading the number back is ignored.
+
+Limits: two numbers ("my cell … or my work …") give the first; digits misheard by ASR are not repaired.
+
+Example: "电话一三六一一二二四四五五" → ``13611224455``; "555-876-5432" → ``5558765432``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import phonenumbers
+
+from pipeline.extractors.context import Call
+from pipeline.extractors.numbers import DigitRun, digit_runs, english_digit_runs
+from pipeline.extractors.registry import Extraction, extractor
+
+_MOBILE = re.compile(r"1[3-9]\d{9}")
+_LANDLINE = re.compile(r"010\d{8}")
+
+
+def validate_number(digits: str, language: str) -> tuple[str | None, str]:
+    """``(normalised digits, rule)`` of the first valid phone inside ``digits``; ``(None, "")`` if none."""
+    if digits.startswith("0086"):
+        digits = digits[4:]
+    elif digits.startswith("86") and len(digits) in (13, 12):
+        digits = digits[2:]
+    for m in _MOBILE.finditer(digits):
+        try:
+            if phonenumbers.is_valid_number(phonenumbers.parse(m.group(), "CN")):
+                return m.group(), "callback:cn_mobile"
+        except phonenumbers.NumberParseException:
+            continue
+    m = _LANDLINE.search(digits)
+    if m:
+        return m.group(), "callback:beijing_landline"
+    if len(digits) == 8 and digits[0] in "2345689":
+        return "010" + digits, "callback:beijing_landline_local"
+    if language == "en" or len(digits) in (10, 11):
+        nanp = digits[1:] if len(digits) == 11 and digits[0] == "1" else digits
+        if len(nanp) == 10 and nanp[0] in "23456789":
+            try:
+                parsed = phonenumbers.parse(nanp, "US")
+            except phonenumbers.NumberParseException:
+                return None, ""
+            if phonenumbers.is_valid_number(parsed):
+                return nanp, "callback:nanp"
+            if phonenumbers.is_possible_number(parsed):
+                return nanp, "callback:nanp_possible"
+    return None, ""
+
+
+@extractor("callback_number")
+def extract_callback(call: Call, done: Mapping[str, Extraction]) -> Extraction:
+    """The caller's phone number, digits only (see the module docstring)."""
+    view = call.caller_view
+    folded = call.caller_folded
+    runs: list[DigitRun] = digit_runs(folded, min_digits=7)
+    if call.language == "en" or re.search(r"[a-z]", folded):
+        runs += [r for r in english_digit_runs(folded, min_digits=7)
+                 if not any(o.start <= r.start < o.end for o in runs)]
+    cue_ends = [h.end for h in call.hits_of("phone")]
+    best: tuple[float, str, str, DigitRun] | None = None
+    fallback: DigitRun | None = None
+    for run in runs:
+        number, rule = validate_number(run.digits, call.language)
+        if number is None:
+            if fallback is None and len(run.digits) >= 7:
+                fallback = run
+            continue
+        start_call, _ = view.span(run.start, run.end)
+        near_cue = any(0 <= start_call - e <= 12 for e in cue_ends)
+        score = (2.0 if near_cue else 1.0) + (0.5 if rule.endswith("mobile") else 0.0) - run.start * 1e-6
+        if best is None or score > best[0]:
+            best = (score, number, rule, run)
+    if best is not None:
+        _, number, rule, run = best
+        s, e = view.span(run.start, run.end)
+        confidence = {"callback:nanp_possible": 0.8, "callback:beijing_landline_local": 0.7}.get(rule, 0.95)
+        return Extraction("callback_number", number, evidence=(call.evidence(rule, s, e),),
+                          confidence=confidence, review=confidence < 0.75)
+    if fallback is not None:
+        s, e = view.span(fallback.start, fallback.end)
+        return Extraction("callback_number", fallback.digits,
+                          evidence=(call.evidence("callback:unvalidated", s, e),), confidence=0.3, review=True)
+    return Extraction("callback_number", None, confidence=0.5, review=True)

@@ -1,0 +1,144 @@
+"""Caller surname, from what the caller says about themselves.
+
+Mandarin, strongest first:
+
+- "免贵姓王", "我姓王", "姓王，三横王", "我姓欧阳" (compound surnames), ASR's "我性王";
+- spelled out: "我姓弓长张" / "弓长张" → 张, "耳东陈" → 陈 (``contact.yaml: spelled``);
+- "我是王先生 / 王女士 / 王阿姨", "叫我小王", "我叫王建国" (the first character, or a compound surname);
+- right after the agent asks ("您贵姓？"), a caller turn that opens with a surname: "王，电话是…".
+
+The character must be a known surname (``contact.yaml``), so "我姓名都说了" does not give 名.
+
+English: "my name is Sarah Collins", "this is Sarah Collins", "I'm David Chen" → the last name;
+"Mr. Wilson", "my last name is Wilson"; a name spelled letter by letter ("W-I-L-S-O-N") wins over the
+heard spelling. A first name alone ("this is Sarah") gives nothing: it is not a surname.
+
+Limits: a surname the caller never says is not guessed; a name said about someone else ("我是替我们
+王大爷打的") may be taken when it follows "我是".
+
+Example: "我姓陈，电话一三六…" → ``陈``; "Hi, this is Sarah Collins" → ``Collins``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from pipeline.extractors.context import Call
+from pipeline.extractors.registry import Extraction, extractor
+
+_ZH_DECLARED = re.compile(r"(?:免贵|我|本人)(?:姓|性)(?:是)?(?P<s>[\u4e00-\u9fff]{1,4})")
+_ZH_BARE = re.compile(r"(?<![百贵老])姓(?:是)?(?P<s>[\u4e00-\u9fff]{1,4})")
+_ZH_TITLE = re.compile(r"(?:我是|我就是|我叫|这里是|这边是)?(?P<s>[\u4e00-\u9fff]{1,2}?)"
+                       r"(?:先生|女士|小姐|阿姨|大爷|大妈|师傅|老师|大姐|大哥|奶奶|爷爷)")
+_ZH_CALLED = re.compile(r"(?:我叫|我的名字(?:叫|是)|名字叫|叫我(?:小|老)?)(?P<s>[\u4e00-\u9fff]{1,3})")
+_ZH_ANSWER = re.compile(
+    r"^\s*(?:嗯|啊|哦|我)?[，,\s]*(?:姓)?(?P<s>[\u4e00-\u9fff]{1,2}?)(?=[，。,.\s]|$|先生|女士|电话|手机)"
+)
+_ASKS_NAME = re.compile(r"贵姓|姓名|称呼|名字|your name|last name")
+
+_EN_INTRO = re.compile(
+    r"\b(?P<lead>my name is|my name's|name is|this is|i am|i'm|it's|its|speaking is|name here is)\s+"
+    r"(?P<name>[a-z][a-z'\-]+(?:\s+[a-z][a-z'\-]+){0,2})", re.IGNORECASE)
+_EN_TITLE = re.compile(r"\b(?:mr|mrs|ms|miss|dr|mister|missus)\.?\s+(?P<last>[a-z][a-z'\-]+)", re.IGNORECASE)
+_EN_LAST = re.compile(r"\b(?:last|family|sur)\s?name(?:'s| is)\s+(?P<last>[a-z][a-z'\-]+)", re.IGNORECASE)
+_EN_SPELLED = re.compile(r"\b(?:[a-z][\s\-.,]+){2,}[a-z]\b", re.IGNORECASE)
+
+
+def _zh_surname(candidate: str, call: Call) -> str | None:
+    rules = call.rules
+    for key, value in rules.spelled_surnames.items():
+        if candidate.startswith(key):
+            return value
+    if candidate[:2] in rules.compound_surnames:
+        return candidate[:2]
+    if candidate[:1] in rules.surnames:
+        return candidate[:1]
+    return None
+
+
+def _zh(call: Call) -> tuple[str, str, int, int, float] | None:
+    view = call.caller_view.text
+    for pattern, rule, conf in ((_ZH_DECLARED, "surname:declared", 0.95), (_ZH_BARE, "surname:bare", 0.85)):
+        for m in pattern.finditer(view):
+            name = _zh_surname(m.group("s"), call)
+            if name:
+                return name, rule, m.start(), m.end(), conf
+    for m in _ZH_TITLE.finditer(view):
+        lead = m.group(0)
+        if not lead.startswith(("我是", "我就是", "我叫", "这里是", "这边是")) and m.start() > 0 \
+                and view[m.start() - 1] not in "，。,. \n":
+            continue
+        cand = m.group("s")
+        name = _zh_surname(cand, call)
+        if name and (len(cand) == len(name)):
+            return name, "surname:title", m.start(), m.end(), 0.8
+    for m in _ZH_CALLED.finditer(view):
+        name = _zh_surname(m.group("s"), call)
+        if name:
+            return name, "surname:called", m.start(), m.end(), 0.75
+    # an answer to the agent's "您贵姓？"
+    view_obj = call.caller_view
+    for start, origin in zip(view_obj.starts, view_obj.origins, strict=True):
+        asked = call.roles.agent_before(origin)
+        if asked is None or not _ASKS_NAME.search(call.folded[asked[0]:asked[1]]):
+            continue
+        piece = view[start:start + 12]
+        m = _ZH_ANSWER.match(piece)
+        if m:
+            name = _zh_surname(m.group("s"), call)
+            if name and len(m.group("s")) == len(name):
+                return name, "surname:answer", start + m.start("s"), start + m.end("s"), 0.7
+    return None
+
+
+def _en(call: Call) -> tuple[str, str, int, int, float] | None:
+    view = call.caller_view.text
+    not_names = call.rules.not_names
+    found: tuple[str, str, int, int, float] | None = None
+    for m in _EN_LAST.finditer(view):
+        found = (m.group("last"), "surname:en_last_name", m.start(), m.end(), 0.9)
+        break
+    if found is None:
+        for m in _EN_INTRO.finditer(view):
+            lead = m.group("lead").lower()
+            tokens = []
+            for tok in m.group("name").split():
+                if tok.lower() in not_names:
+                    break
+                if lead not in ("my name is", "my name's", "name is") and not tok[0].isupper():
+                    break
+                tokens.append(tok)
+            if len(tokens) >= 2:
+                end = m.start("name") + len(" ".join(tokens))
+                found = (tokens[-1], "surname:en_intro", m.start(), end, 0.9)
+                break
+    if found is None:
+        for m in _EN_TITLE.finditer(view):
+            if m.group("last").lower() in not_names:
+                continue
+            found = (m.group("last"), "surname:en_title", m.start(), m.end(), 0.85)
+            break
+    if found is None:
+        return None
+    name, rule, start, end, conf = found
+    spelled = _EN_SPELLED.search(view, end, min(len(view), end + 60))
+    if spelled:
+        letters = re.sub(r"[^a-z]", "", spelled.group().lower())
+        if len(letters) >= 3 and (letters == name.lower() or letters[:1] == name[:1].lower()):
+            name, end = letters, spelled.end()
+    return name[:1].upper() + name[1:].lower(), rule, start, end, conf
+
+
+@extractor("caller_surname")
+def extract_surname(call: Call, done: Mapping[str, Extraction]) -> Extraction:
+    """The caller's surname (see the module docstring), or None."""
+    found = _zh(call) if call.language == "zh" else _en(call)
+    if found is None and call.language == "zh":
+        found = _en(call)
+    if found is None:
+        return Extraction("caller_surname", None, confidence=0.5)
+    name, rule, start, end, conf = found
+    s, e = call.caller_view.span(start, end)
+    return Extraction("caller_surname", name, evidence=(call.evidence(rule, s, e),), confidence=conf,
+                      review=conf < 0.75)
