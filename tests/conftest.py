@@ -110,3 +110,23 @@ def make_truncated_wav(path: Path) -> Path:
     full = make_tone_wav(path.with_name("full-" + path.name), seconds=20.0, channels=1, freq=523)
     path.write_bytes(full.read_bytes()[:44 + 400])
     return path
+
+
+@pytest.fixture(scope="session")
+def model_cache_dir() -> Path:
+    """One place for the assembled speech model across tests (override with CALLINTAKE_TEST_MODEL_CACHE)."""
+    return Path(os.environ.get("CALLINTAKE_TEST_MODEL_CACHE", ROOT / ".cache" / "models"))
+
+
+def service_env(settings: Settings, model_cache: Path) -> dict[str, str]:
+    """Environment for a ``callintake`` subprocess that uses the same database, data dir and Redis."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLINTAKE_")}
+    env.update({
+        "CALLINTAKE_DATA_DIR": str(settings.data_dir),
+        "CALLINTAKE_DATABASE_URL": settings.resolved_database_url,
+        "CALLINTAKE_REDIS_URL": settings.redis_url,
+        "CALLINTAKE_QUEUE_MODE": settings.queue_mode,
+        "CALLINTAKE_ASR__MODEL_CACHE_DIR": str(model_cache),
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env

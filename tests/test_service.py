@@ -119,3 +119,81 @@ def test_missing_file_is_not_found(settings: Settings, factory, tmp_path: Path) 
 def test_truncated_wav_is_stored_for_the_worker_to_judge(settings: Settings, factory, tmp_path: Path) -> None:
     result = ingest_file(settings, session_factory=factory, path=make_truncated_wav(tmp_path / "cut.wav"))
     assert result.created and result.status is CallStatus.QUEUED
+
+
+# --- with the real speech model -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def transcriber(model_cache_dir: Path):
+    from pipeline.transcribe import load_transcriber
+
+    return load_transcriber(Settings(asr={"model_cache_dir": model_cache_dir}))
+
+
+@pytest.mark.model
+def test_process_call_drafts_a_ticket_once(settings: Settings, factory, transcriber, sample_calls) -> None:
+    from pipeline.extractors import RULES_VERSION
+    from pipeline.service import process_call
+
+    sample = next(p for p in sample_calls if p.name.startswith("en_"))
+    call_id = ingest_file(settings, session_factory=factory, path=sample).call_id
+    result = process_call(settings, call_id=call_id, transcriber=transcriber, session_factory=factory)
+    assert result.status is CallStatus.NEEDS_REVIEW and not result.reused
+    assert result.language == "en" and result.transcript.text
+    assert result.ticket.rules_version == RULES_VERSION
+    with session_scope(factory) as session:
+        call = repo.get_call(session, call_id=call_id)
+        assert (call.status, call.language, call.retry_count) == (CallStatus.NEEDS_REVIEW, "en", 0)
+        stored = repo.get_ticket(session, ticket_id=result.ticket_id)
+        assert repo.draft_from_row(stored).to_dict() == result.ticket.to_dict()
+        assert repo.find_current_transcript(session, call_id=call_id).text == result.transcript.text
+
+    again = process_call(settings, call_id=call_id, transcriber=transcriber, session_factory=factory)
+    assert again.reused and again.ticket_id == result.ticket_id
+    assert again.ticket.to_dict() == result.ticket.to_dict()
+    with session_scope(factory) as session:
+        assert repo.list_tickets(session, call_id=call_id)[1] == 1
+
+
+@pytest.mark.model
+def test_truncated_audio_fails_at_decode_with_a_reason(settings: Settings, factory, transcriber,
+                                                      tmp_path: Path) -> None:
+    from pipeline.errors import AudioError
+    from pipeline.service import process_call
+
+    call_id = ingest_file(settings, session_factory=factory, path=make_truncated_wav(tmp_path / "t.wav")).call_id
+    with pytest.raises(AudioError):
+        process_call(settings, call_id=call_id, transcriber=transcriber, session_factory=factory)
+    with session_scope(factory) as session:
+        call = repo.get_call(session, call_id=call_id)
+        assert (call.status, call.error_stage) == (CallStatus.FAILED, "decode")
+        assert "decode" in call.error_reason or "truncated" in call.error_reason
+    with pytest.raises(AudioError):  # a second attempt counts as a retry and fails the same way
+        process_call(settings, call_id=call_id, transcriber=transcriber, session_factory=factory)
+    with session_scope(factory) as session:
+        assert repo.get_call(session, call_id=call_id).retry_count == 1
+
+
+@pytest.mark.model
+def test_process_files_prints_the_contract_and_goes_on_after_a_bad_file(
+    tmp_path: Path, model_cache_dir: Path, sample_calls
+) -> None:
+    from pipeline.service import process_files
+    from pipeline.ticket import FIELDS
+
+    settings = Settings(data_dir=tmp_path / "data", asr={"model_cache_dir": model_cache_dir})
+    sample = next(p for p in sample_calls if p.name.startswith("zh_"))
+    junk = tmp_path / "junk.wav"
+    junk.write_text("no sound in here\n" * 20)
+    results = list(process_files(settings, [junk, sample, sample]))
+    assert [r["file"] for r in results] == [str(junk), str(sample), str(sample)]
+    assert set(results[0]) == {"file", "error"} and "junk.wav" in results[0]["error"]
+    first, second = results[1], results[2]
+    assert set(first) == {"file", "call_id", "language", "duration_s", "transcript", "ticket"}
+    assert first["call_id"] == second["call_id"]  # the same call row, processed again
+    assert first["language"] == "zh" and first["duration_s"] > 1
+    assert set(first["transcript"]) == {"text", "segments"}
+    assert all(set(s) == {"start", "end", "speaker", "text"} for s in first["transcript"]["segments"])
+    assert first["transcript"]["text"] == " ".join(s["text"] for s in first["transcript"]["segments"])
+    assert set(FIELDS) <= set(first["ticket"])
+    assert (settings.data_dir / "callintake.db").is_file()

@@ -14,6 +14,7 @@ instead of running it twice.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 
@@ -67,10 +68,13 @@ def job_timeout(duration_s: float | None) -> int:
 def job_id(call_id: str, stage: str, version: str) -> str:
     """A job id for one stage of one call under one rules version (letters, digits, ``_`` and ``-``).
 
-    >>> job_id("3f2a9c0d5e6b7a81", "intake", "2026.11-1")
-    'intake-3f2a9c0d5e6b7a81-2026_11-1'
+    The version enters as a short hash, since rules versions are long composite strings.
+
+    >>> job_id("3f2a9c0d5e6b7a81", "intake", "taxonomy@2026.11.3+urgency@2026.11.2")
+    'intake-3f2a9c0d5e6b7a81-404902c431'
     """
-    return "-".join(_UNSAFE.sub("_", part) for part in (stage, call_id, version or "0"))
+    digest = hashlib.sha256((version or "").encode()).hexdigest()[:10]
+    return "-".join(_UNSAFE.sub("_", part) for part in (stage, call_id, digest))
 
 
 def connect(settings: Settings) -> Redis:

@@ -145,7 +145,7 @@ class TicketRow(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
     transcript_id: Mapped[str | None] = mapped_column(ForeignKey("transcripts.id", ondelete="SET NULL"))
-    rules_version: Mapped[str] = mapped_column(String(40))
+    rules_version: Mapped[str] = mapped_column(String(512))
     status: Mapped[TicketStatus] = mapped_column(
         _status_enum(TicketStatus, "ticket_status"), default=TicketStatus.NEEDS_REVIEW, index=True
     )

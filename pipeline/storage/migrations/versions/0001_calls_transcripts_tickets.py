@@ -88,7 +88,7 @@ def upgrade() -> None:
             "transcript_id", sa.String(32), sa.ForeignKey("transcripts.id", ondelete="SET NULL"),
             nullable=True,
         ),
-        sa.Column("rules_version", sa.String(40), nullable=False),
+        sa.Column("rules_version", sa.String(512), nullable=False),
         sa.Column(
             "status", _status("ticket_status", "needs_review", "approved", "rejected", "dispatched"),
             nullable=False,
