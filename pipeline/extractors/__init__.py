@@ -54,7 +54,8 @@ from pipeline.extractors.text import detect_language
 from pipeline.ticket import FIELDS, TicketDraft
 from pipeline.transcript import Segment, Transcript
 
-__all__ = ["RULES_VERSION", "Rules", "extract_file", "extract_ticket", "load_rules", "transcript_from_json"]
+__all__ = ["RULES_VERSION", "Rules", "extract_file", "extract_ticket", "load_rules", "rules_version",
+           "transcript_from_json"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,10 +67,17 @@ except Exception:  # no tz database: Beijing has no daylight saving, a fixed off
     SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 
+def rules_version(rules: Rules | None = None) -> str:
+    """The versions of every rule file in use, the gazetteer's included: ``taxonomy@…+…+gazetteer@…``."""
+    rules = rules or load_rules()
+    gazetteer = location.gazetteer_version()
+    return rules.version + (f"+gazetteer@{gazetteer}" if gazetteer else "")
+
+
 def __getattr__(name: str) -> str:
     # RULES_VERSION is read from the rule files on first use, not at import time
     if name == "RULES_VERSION":
-        return load_rules().version
+        return rules_version()
     raise AttributeError(name)
 
 
@@ -118,7 +126,7 @@ def extract_ticket(transcript: Transcript, *, received_at: datetime, rules: Rule
         community=value("community"), address=value("address"), callback_number=value("callback_number"),
         caller_surname=value("caller_surname"), vulnerable=tuple(value("vulnerable") or ()),
         amounts=tuple(value("amounts") or ()), evidence=evidence, confidence=confidence,
-        needs_review=review, rules_version=rules.version,
+        needs_review=review, rules_version=rules_version(rules),
     )
 
 

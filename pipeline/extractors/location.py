@@ -40,6 +40,12 @@ def _gazetteer() -> Any | None:
     return Gazetteer.load()
 
 
+def gazetteer_version() -> str | None:
+    """The gazetteer data version, or None when the gazetteer module is not available."""
+    gazetteer = _gazetteer()
+    return str(gazetteer.version) if gazetteer is not None else None
+
+
 def _fallback(call: Call) -> list[Extraction]:
     view = call.caller_view.text
     best = None

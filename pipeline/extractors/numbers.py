@@ -35,7 +35,7 @@ for _d in "0123456789":
     CN_DIGIT[_d] = _d
 
 _DIGIT_CHARS = "0-9零〇○幺一二两三四五六七八九"
-_DIGIT_RUN = re.compile(rf"[{_DIGIT_CHARS}](?:[\s\-—–,，、.]{{0,2}}[{_DIGIT_CHARS}])*")
+_DIGIT_RUN = re.compile(rf"[{_DIGIT_CHARS}](?:[\s\-—–,，、.()（）]{{0,3}}[{_DIGIT_CHARS}])*")
 
 EN_UNITS = {"zero": 0, "oh": 0, "o": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
             "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
@@ -119,7 +119,7 @@ def english_digit_runs(text: str, *, min_digits: int = 3) -> list[DigitRun]:
                 j = k
                 pending_mult = 1
                 continue
-            elif tok in ("-", ",", ".", "dash") and digits:
+            elif tok in ("-", ",", ".", "dash", "(", ")") and digits:
                 j += 1
                 continue
             else:
@@ -265,6 +265,17 @@ _EN_AGE = re.compile(
     r"|\bin\s+(?:his|her|their|my)\s+(?P<d>sixties|seventies|eighties|nineties)\b"
 )
 _DECADES = {"sixties": 60, "seventies": 70, "eighties": 80, "nineties": 90}
+_PERSON_EN = (r"mother|father|mom|mum|dad|grandmother|grandfather|grandma|grandpa|wife|husband|he|she|"
+              r"neighbou?r|aunt|uncle|son|daughter|baby|kid|child|parents?|i")
+_EN_PERSON_AGE = re.compile(
+    rf"\b(?:{_PERSON_EN})(?:'s|'m| is| am| are| just turned| turned| will be)\s+(?:now\s+|only\s+|just\s+)?"
+    rf"(?P<n>\d{{1,3}}|(?:{'|'.join(EN_TENS)})(?:[\s-](?:one|two|three|four|five|six|seven|eight|nine))?|"
+    rf"(?:{'|'.join(list(EN_UNITS)[1:])}))(?![\w-])(?!\s+(?:percent|degrees|street|st|avenue|road|dollars|minutes))"
+)
+_ZH_PERSON_AGE = re.compile(
+    r"(?:妈|爸|母亲|父亲|奶奶|爷爷|姥姥|姥爷|老人|老太太|老爷子|大爷|大妈|孩子|他|她|我)(?:今年|都|已经|才|刚)*"
+    r"(?P<n>[一二三四五六七八九十]{2,3}|[1-9]\d)(?:多)?了"
+)
 
 
 def ages(text: str, language: str) -> list[Age]:
@@ -277,6 +288,10 @@ def ages(text: str, language: str) -> list[Age]:
                 out.append(Age(int(value), m.start(), m.end()))
         for m in _ZH_DECADE.finditer(text):
             out.append(Age(int(CN_DIGIT[m.group("n")]) * 10, m.start(), m.end()))
+        for m in _ZH_PERSON_AGE.finditer(text):
+            value = cn_number(m.group("n"))
+            if value is not None and 0 < value < 130 and not any(a.start <= m.start("n") < a.end for a in out):
+                out.append(Age(int(value), m.start("n"), m.end()))
     else:
         for m in _EN_AGE.finditer(text):
             if m.group("d"):
@@ -286,4 +301,9 @@ def ages(text: str, language: str) -> list[Age]:
                 years = int(raw) if raw.isdigit() else int(english_number(raw) or 0)
             if 0 < years < 130:
                 out.append(Age(years, m.start(), m.end()))
+        for m in _EN_PERSON_AGE.finditer(text):
+            raw = m.group("n")
+            years = int(raw) if raw.isdigit() else int(english_number(raw) or 0)
+            if 0 < years < 130 and not any(a.start <= m.start("n") < a.end for a in out):
+                out.append(Age(years, m.start("n"), m.end()))
     return out

@@ -42,6 +42,14 @@ _EN_INTRO = re.compile(
     r"(?P<name>[a-z][a-z'\-]+(?:\s+[a-z][a-z'\-]+){0,2})", re.IGNORECASE)
 _EN_TITLE = re.compile(r"\b(?:mr|mrs|ms|miss|dr|mister|missus)\.?\s+(?P<last>[a-z][a-z'\-]+)", re.IGNORECASE)
 _EN_LAST = re.compile(r"\b(?:last|family|sur)\s?name(?:'s| is)\s+(?P<last>[a-z][a-z'\-]+)", re.IGNORECASE)
+_EN_BARE = re.compile(r"(?:^|(?<=[.,!?;:]\s)|(?<=\n))(?P<first>[A-Z][a-z'\-]+)\s+(?P<last>[A-Z][a-z'\-]+)"
+                      r"(?=\s*[,.;\n]|\s*$)")
+_EN_NOT_BARE = {"street", "avenue", "road", "court", "lane", "drive", "park", "place", "boulevard", "way", "square",
+                "hotline", "services", "city", "center", "centre", "building", "apartments", "school", "hospital",
+                "district", "station", "thank", "thanks", "good", "morning", "afternoon", "evening", "hello",
+                "the", "our", "my", "there", "we", "they", "please", "sorry", "yes", "no", "okay"}
+_EN_NUMBER_NEXT = re.compile(r"\d|\b(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|number|phone)\b",
+                             re.IGNORECASE)
 _EN_SPELLED = re.compile(r"\b(?:[a-z][\s\-.,]+){2,}[a-z]\b", re.IGNORECASE)
 
 
@@ -120,6 +128,8 @@ def _en(call: Call) -> tuple[str, str, int, int, float] | None:
             found = (m.group("last"), "surname:en_title", m.start(), m.end(), 0.85)
             break
     if found is None:
+        found = _en_bare(call, view)
+    if found is None:
         return None
     name, rule, start, end, conf = found
     spelled = _EN_SPELLED.search(view, end, min(len(view), end + 60))
@@ -128,6 +138,24 @@ def _en(call: Call) -> tuple[str, str, int, int, float] | None:
         if len(letters) >= 3 and (letters == name.lower() or letters[:1] == name[:1].lower()):
             name, end = letters, spelled.end()
     return name[:1].upper() + name[1:].lower(), rule, start, end, conf
+
+
+def _en_bare(call: Call, view: str) -> tuple[str, str, int, int, float] | None:
+    """A name said on its own ("James Wilson, five five five …"), answering the agent or before a number."""
+    not_names = call.rules.not_names
+    for m in _EN_BARE.finditer(view):
+        words = (m.group("first").lower(), m.group("last").lower())
+        if any(w in not_names or w in _EN_NOT_BARE for w in words):
+            continue
+        asked = False
+        origin = call.caller_view.to_call(m.start())
+        piece_start = max((o for o in call.roles.caller if o[0] <= origin), default=(origin, origin))[0]
+        agent = call.roles.agent_before(piece_start, within=5)
+        if agent is not None and _ASKS_NAME.search(call.folded[agent[0]:agent[1]]):
+            asked = True
+        if asked or _EN_NUMBER_NEXT.search(view, m.end(), min(len(view), m.end() + 25)):
+            return m.group("last"), "surname:en_bare_name", m.start(), m.end(), 0.7
+    return None
 
 
 @extractor("caller_surname")
