@@ -225,7 +225,7 @@ def process_call(
             if stored is not None:
                 logger.info("call %s: ticket %s already drafted by rules %s", call_id, stored.id,
                             RULES_VERSION)
-                return _result_from_rows(session, call, stored.id, reused=True)
+                return _result_from_rows(session, call, stored.id, reused=True, zone=settings.timezone)
         if call.status in (CallStatus.PROCESSING, CallStatus.FAILED):
             call.retry_count += 1  # an earlier attempt crashed or failed
         repo.set_call_status(session, call_id=call_id, status=CallStatus.PROCESSING)
@@ -301,13 +301,15 @@ def _record_failure(session_factory: SessionFactory, call_id: str, stage: str, r
         logger.exception("call %s: could not record the failure", call_id)
 
 
-def _result_from_rows(session: Session, call: CallRow, ticket_id: str, *, reused: bool) -> ProcessResult:
+def _result_from_rows(
+    session: Session, call: CallRow, ticket_id: str, *, reused: bool, zone: str
+) -> ProcessResult:
     ticket = repo.get_ticket(session, ticket_id=ticket_id)
     row = repo.find_current_transcript(session, call_id=call.id)
     transcript = repo.transcript_from_row(row) if row else Transcript(language=ticket.language, segments=())
     return ProcessResult(
         call_id=call.id, status=call.status, language=call.language or transcript.language,
-        duration_s=call.duration_s, transcript=transcript, ticket=repo.draft_from_row(ticket),
+        duration_s=call.duration_s, transcript=transcript, ticket=repo.draft_from_row(ticket, zone=ZoneInfo(zone)),
         ticket_id=ticket.id, reused=reused,
     )
 

@@ -145,7 +145,7 @@ def test_process_call_drafts_a_ticket_once(settings: Settings, factory, transcri
         call = repo.get_call(session, call_id=call_id)
         assert (call.status, call.language, call.retry_count) == (CallStatus.NEEDS_REVIEW, "en", 0)
         stored = repo.get_ticket(session, ticket_id=result.ticket_id)
-        assert repo.draft_from_row(stored).to_dict() == result.ticket.to_dict()
+        assert repo.draft_from_row(stored, zone=result.ticket.due_at.tzinfo).to_dict() == result.ticket.to_dict()
         assert repo.find_current_transcript(session, call_id=call_id).text == result.transcript.text
 
     again = process_call(settings, call_id=call_id, transcriber=transcriber, session_factory=factory)

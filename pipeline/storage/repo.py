@@ -14,7 +14,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import Select, func, select
@@ -171,10 +171,12 @@ def save_ticket(
     return row
 
 
-def draft_from_row(row: TicketRow) -> TicketDraft:
-    """The ``TicketDraft`` a stored ticket holds (operator edits included)."""
+def draft_from_row(row: TicketRow, *, zone: tzinfo | None = None) -> TicketDraft:
+    """The ``TicketDraft`` a stored ticket holds (operator edits included), times shown in ``zone``
+    (default UTC, as stored)."""
+    due_at = row.due_at.astimezone(zone) if zone is not None else row.due_at
     return TicketDraft(
-        request_type=row.request_type, category=row.category, urgency=row.urgency, due_at=row.due_at,
+        request_type=row.request_type, category=row.category, urgency=row.urgency, due_at=due_at,
         department=row.department, summary=row.summary, language=row.language, district=row.district,
         street=row.street, community=row.community, address=row.address,
         callback_number=row.callback_number, caller_surname=row.caller_surname,
