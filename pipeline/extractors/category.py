@@ -37,13 +37,13 @@ def score_categories(hits: list[Hit]) -> dict[str, float]:
         else:
             continue
         scores[h.cue.group] = scores.get(h.cue.group, 0.0) + add
-    return scores
+    return {code: score for code, score in scores.items() if score > 0}
 
 
 @extractor("category")
 def extract_category(call: Call, done: Mapping[str, Extraction]) -> Extraction:
     """The category code with the most cue weight in the caller's words (``other`` when none)."""
-    hits = call.hits_of("category")
+    hits = [h for h in call.hits_of("category") if h.cue.weight > 0]
     scores = score_categories(hits)
     if not scores:
         return Extraction("category", "other", confidence=0.3, review=True,

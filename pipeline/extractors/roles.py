@@ -33,15 +33,19 @@ CLAUSE_BREAK = re.compile(r"[。！？；，、!?;\n]|[.,](?!\d)")
 
 
 def clauses(text: str, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int]]:
-    """``(start, end)`` of each non-blank clause of ``text[start:end]``."""
+    """``(start, end)`` of each non-blank clause of ``text[start:end]``, surrounding spaces trimmed."""
     end = len(text) if end is None else end
     pos = start
-    for m in CLAUSE_BREAK.finditer(text, start, end):
-        if text[pos:m.start()].strip():
-            yield pos, m.start()
-        pos = m.end()
-    if text[pos:end].strip():
-        yield pos, end
+    bounds = [(m.start(), m.end()) for m in CLAUSE_BREAK.finditer(text, start, end)] + [(end, end)]
+    for stop, resume in bounds:
+        s, e = pos, stop
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if e > s:
+            yield s, e
+        pos = resume
 
 
 @dataclass(frozen=True)
