@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any, Protocol
@@ -31,8 +30,9 @@ from pipeline.audio import SAMPLE_RATE, DecodedAudio
 from pipeline.errors import ModelError, TranscriptionError
 from pipeline.models import resolve_model_path
 from pipeline.settings import Settings
-from pipeline.textclean import clean_segments, to_simplified
-from pipeline.transcript import Segment, Transcript, Word
+from pipeline.textclean import clean_segments
+from pipeline.transcript import Segment, Transcript
+from pipeline.windows import MAX_SPAN_S, Track, Window, pack_windows
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +50,6 @@ class Transcriber(Protocol):
     options: Mapping[str, Any]
 
     def transcribe(self, audio: DecodedAudio) -> Transcript: ...
-
-
-@dataclass(frozen=True)
-class Track:
-    role: str
-    samples: np.ndarray
 
 
 @cache
@@ -106,7 +100,8 @@ class FasterWhisperTranscriber:
         except (RuntimeError, ValueError, OSError) as exc:
             raise ModelError(f"cannot load the speech model at {path}: {exc}") from exc
         log.info("loaded faster-whisper model %s in %.1f s", path, time.monotonic() - started)
-        self._vad_options = VadOptions(min_silence_duration_ms=500, speech_pad_ms=300)
+        self._vad_options = VadOptions(
+            min_silence_duration_ms=300, speech_pad_ms=200, max_speech_duration_s=MAX_SPAN_S)
         self._speech_timestamps = get_speech_timestamps
         self.options: dict[str, Any] = {
             "engine": "faster-whisper",
@@ -151,15 +146,21 @@ class FasterWhisperTranscriber:
         return max(scores, key=lambda k: scores[k]), scores
 
     # -- decoding ---------------------------------------------------------------------------------
-    def _decode_track(self, track: Track, language: str) -> list[Segment]:
+    def speech_spans(self, samples: np.ndarray) -> list[tuple[int, int]]:
+        """Speech regions of one track, in samples (VAD), or the whole track when VAD is off."""
+        if not self._asr.vad:
+            return [(0, len(samples))] if len(samples) else []
+        return [(s["start"], s["end"]) for s in self._speech_timestamps(samples, self._vad_options)]
+
+    def _decode_window(self, window: Window, language: str) -> list[Segment]:
         prompt = domain_prompt(language) if self._asr.domain_prompt else None
         try:
             segments, _info = self._model.transcribe(
-                track.samples,
+                window.samples,
                 language=language,
                 beam_size=self._asr.beam_size,
-                vad_filter=self._asr.vad,
-                vad_parameters=self._vad_options if self._asr.vad else None,
+                vad_filter=False,
+                without_timestamps=True,
                 word_timestamps=True,
                 initial_prompt=prompt,
                 condition_on_previous_text=False,
@@ -170,28 +171,20 @@ class FasterWhisperTranscriber:
             raw = list(segments)
         except (RuntimeError, ValueError) as exc:
             raise TranscriptionError(f"speech recognition failed: {exc}") from exc
-        out = []
-        for seg in raw:
-            text = seg.text.strip()
-            if language == "zh":
-                text = to_simplified(text)
-            words = tuple(
-                Word(float(w.start), float(w.end),
-                     to_simplified(w.word) if language == "zh" else w.word, float(w.probability))
-                for w in (seg.words or ())
-            )
-            out.append(Segment(
-                start=float(seg.start), end=float(seg.end), speaker=track.role, text=text,
-                confidence=float(np.exp(seg.avg_logprob)), words=words,
-            ))
-        return out
+        return window.split([
+            (float(np.exp(seg.avg_logprob)),
+             [(float(w.start), float(w.end), w.word, float(w.probability)) for w in (seg.words or ())],
+             seg.text)
+            for seg in raw
+        ], role=window.role, simplify=language == "zh")
 
     def transcribe(self, audio: DecodedAudio) -> Transcript:
         tracks = split_tracks(audio)
         language, scores = self.decide_language(tracks)
         segments: list[Segment] = []
         for track in tracks:
-            segments.extend(clean_segments(self._decode_track(track, language), language=language))
+            for window in pack_windows(track, self.speech_spans(track.samples)):
+                segments.extend(clean_segments(self._decode_window(window, language), language=language))
         options = {**self.options, "language": language, "language_scores": scores,
                    "tracks": [t.role for t in tracks]}
         return Transcript.from_segments(language, segments, duration=audio.duration_s, options=options)
