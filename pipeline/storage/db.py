@@ -168,7 +168,9 @@ def upgrade(settings: Settings, *, url: str | None = None, revision: str = "head
     try:
         if is_sqlite(url):
             database = make_url(url).database
-            lock_path = Path(f"{database}.migrate-lock") if database and database != ":memory:" else None
+            lock_path = None
+            if database and database != ":memory:":
+                lock_path = Path(database).with_name(f".{Path(database).name}.migrate-lock")
             with _file_lock(lock_path), engine.begin() as conn:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, revision)

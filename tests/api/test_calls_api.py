@@ -199,3 +199,19 @@ def test_openapi_documents_the_routes(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/calls", "/calls/{call_id}", "/tickets", "/tickets/{ticket_id}", "/health"} <= set(paths)
     assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.model
+def test_inline_mode_processes_the_upload_in_the_api(settings: Settings, model_cache_dir: Path,
+                                                     sample_calls: list[Path]) -> None:
+    inline = settings.model_copy(update={
+        "queue_mode": "inline", "asr": settings.asr.model_copy(update={"model_cache_dir": model_cache_dir}),
+    })
+    sample = sample_calls[0]
+    with TestClient(create_app(inline)) as c:
+        response = c.post("/calls", files={"file": (sample.name, sample.read_bytes())})
+        assert response.status_code == 202
+        assert c.get("/health").json()["queue"] == "inline"
+        call = c.get(f"/calls/{response.json()['call_id']}").json()  # background work ran after the answer
+        assert call["status"] == "needs_review" and call["ticket_id"] and call["transcript"]["text"]
+        assert c.get(f"/tickets/{call['ticket_id']}").json()["call_id"] == call["id"]

@@ -45,8 +45,12 @@ def test_burst_worker_drafts_tickets_and_records_bad_audio(worker_settings: Sett
     conn = queues.connect(worker_settings)
     good = ingest_file(worker_settings, session_factory=factory, path=sample_calls[0])
     bad = ingest_file(worker_settings, session_factory=factory, path=make_truncated_wav(tmp_path / "cut.wav"))
+    lost = ingest_file(worker_settings, session_factory=factory, path=sample_calls[1])
+    with session_scope(factory) as session:  # its audio disappears, as when a shared volume is not mounted
+        (worker_settings.data_dir / repo.get_call(session, call_id=lost.call_id).audio_path).unlink()
     good_job = queues.enqueue_call(conn, call_id=good.call_id, duration_s=good.duration_s)
     bad_job = queues.enqueue_call(conn, call_id=bad.call_id, duration_s=bad.duration_s)
+    lost_job = queues.enqueue_call(conn, call_id=lost.call_id, duration_s=lost.duration_s)
 
     assert run_worker(worker_settings, burst=True, queues=["intake"]) == 0
 
@@ -60,6 +64,11 @@ def test_burst_worker_drafts_tickets_and_records_bad_audio(worker_settings: Sett
     bad_result = Job.fetch(bad_job, connection=conn)
     assert bad_result.get_status() == "finished"  # bad audio is not retried
     assert bad_result.return_value()["status"] == "failed"
+    retried = Job.fetch(lost_job, connection=conn)  # a failure that may pass is retried later
+    assert retried.get_status() == "scheduled" and retried.retries_left == 2
+    with session_scope(factory) as session:
+        lost_call = repo.get_call(session, call_id=lost.call_id)
+        assert lost_call.status is CallStatus.FAILED and "missing" in lost_call.error_reason
     assert jobs._context is None  # the worker removed what it installed
 
 
