@@ -75,10 +75,14 @@ def _words(spaced: str) -> tuple[str, ...]:
 # Characters that never occur inside a place or community name but constantly next to one.
 _STOP = frozenset("的了是在我你他她它们这那个吗呢吧啊呀嘛哪谁啥么住咱些每某该就也都还没要想找给让把被从"
                   "说到去")
+# In a misheard name 到 stands for 道 (街到) and 去 for 区 (海淀去).
+_SOUND_STOP = _STOP - frozenset("到去")
 # The short district name that is also an ordinary word counts after/before these.
 _CONTEXT_BEFORE = _words("北京市 北京 住在 家在 位于 我们 我家 在 住 是 到 去 来 回")
 #: what follows a street name in ordinary speech and sounds like 街道 (the name stays a bare name)
-_NOT_SUFFIX = frozenset({"接到", "借到", "解到", "截到", "街到", "姐到"})
+_NOT_SUFFIX = frozenset({"接到", "借到", "解到", "截到"})
+#: after a final 区 these make it another word (区域 area, 区别 difference): the 区 is not a district's
+_NOT_AFTER_QU = ("域", "别", "分")
 _CONTEXT_AFTER = ("区", "这边", "那边", "这块", "那块", "这里", "那里", "这儿", "那儿", "地区", "一带",
                   "附近")
 
@@ -106,7 +110,7 @@ _COMMUNITY_BAD_END = frozenset("农乡山渔邻本全外")
 _NUM = r"[0-9零〇一二三四五六七八九十百两]+"
 _UNITS = rf"(?:{_NUM}(?:号楼|号院|号|栋|幢|单元|层|楼|室)[-之]?)+(?:[0-9]{{2,4}}(?:室|号)?)?"
 _ADDRESS_NUMBERS = re.compile(_UNITS)
-_ADDRESS_SUFFIX = re.compile(r"小区|家园|花园|公寓|大厦|苑|大街|胡同|路|街|巷|院|里")
+_ADDRESS_SUFFIX = re.compile(r"(?:家园|花园|公寓|苑)?小区|家园|花园|公寓|大厦|苑|大街|胡同|路|街|巷|院|里")
 _ROADS = frozenset({"路", "大街", "街", "胡同"})
 _ADDRESS_NEEDS_NUMBERS = frozenset({"大街", "胡同", "路", "街", "巷", "院", "里"})
 _GENERIC_ADDRESS = frozenset(_words(
@@ -174,6 +178,7 @@ class _Entry:
     stem: str
     generic: bool = False
     reject_followed_by: tuple[str, ...] = ()
+    bare: bool = True  # the stem alone names it (回龙观)
 
 
 @dataclass(frozen=True)
@@ -528,7 +533,7 @@ class Gazetteer:
             found.append(_Found(cs, ce, vid, self.variants[vid].entries, score, "gazetteer.pinyin"))
         taken = [(f.start, f.end) for f in found]
         for m in _ANCHOR.finditer(norm):
-            if _overlaps_any(m.start(), m.end(), taken):
+            if _overlaps_any(m.start(), m.end(), taken) or norm.startswith(_NOT_AFTER_QU, m.end()):
                 continue
             near = self._near_miss(norm, m.start(), m.group(), taken)
             if near is not None:
@@ -566,7 +571,9 @@ class Gazetteer:
                       found: Sequence[_Found]) -> tuple[int, float] | None:
         """Accept a sound-alike window: same syllables, a character in common with the name, no stop word."""
         window = norm[cs:ce]
-        if any(c in _STOP for c in window):
+        if any(c in _SOUND_STOP for c in window):
+            return None
+        if window[-1] == "区" and norm.startswith(_NOT_AFTER_QU, ce):
             return None
         strict = tuple(_strict_syllables(window))
         best: tuple[int, float] | None = None
@@ -641,11 +648,11 @@ class Gazetteer:
             start = p
             while start > lo and p - start < limit and _name_char(norm[start - 1]):
                 start -= 1
-            before = next((f for f in places if f.end == p and f.start < p), None)
-            if start == p and before is not None and before.variant is not None \
-                    and self.variants[before.variant].bare and before.kind == "place" \
-                    and self.entries[before.entries[0]].kind == "street":
-                start = before.start  # 西红门村: a village named like its town
+            before = next((f for f in places if f.end == start and f.start < start), None)
+            if before is not None and before.variant is not None and self.variants[before.variant].bare \
+                    and self.entries[before.entries[0]].kind == "street" \
+                    and (start == p or p - start <= 2 or norm[start] in "东西南北"):
+                start = before.start  # 西红门村, 上地西里社区: named after the place they are in
             name = norm[start:p]
             if not _community_name_ok(name):
                 continue
@@ -934,8 +941,7 @@ def _english_index(
                     index.setdefault(key, []).append(("district", eid, True))
         else:
             key = "".join(_name_readings(e.stem, overrides, lazy_pinyin)[0])
-            bare_ok = len(e.stem) >= 3 and not e.generic
-            index.setdefault(key, []).append(("street", eid, bare_ok))
+            index.setdefault(key, []).append(("street", eid, e.bare))
     return index
 
 
@@ -1069,19 +1075,19 @@ def _build(data: Any, source: str) -> tuple[str, tuple[_Entry, ...], tuple[_Vari
             if not isinstance(reject, list):
                 raise bad(f"district {dname}: {name}: 'reject_followed_by' must be a list")
             eid = len(entries)
-            entries.append(_Entry("street", name, dname, stem, generic, tuple(str(r) for r in reject)))
+            bare = bool(spec.get("bare", len(stem) >= 3)) and not generic
+            entries.append(_Entry("street", name, dname, stem, generic, tuple(str(r) for r in reject), bare))
             canonical.setdefault(name, dname)
             add(name, eid, "gazetteer.exact", bare=False)
             for alias in aliases:
                 if alias in district_forms:
                     raise bad(f"district {dname}: alias {alias} of {name} is a district name")
                 add(alias, eid, "gazetteer.alias", bare=not alias.endswith(SUFFIXES))
-            bare = spec.get("bare", len(stem) >= 3) and not generic
-            pending_auto.append((stem, eid, bool(bare)))
+            pending_auto.append((stem, eid, bare))
             if not generic:
                 if suffix != "地区":
                     pending_auto.append((stem + "地区", eid, False))
-                if suffix in ("地区", "回族乡", "满族乡", "满族蒙古族乡"):
+                if suffix != "乡":  # many offices were townships before (卢沟桥乡, 南磨房乡)
                     pending_auto.append((stem + "乡", eid, False))
 
     # generated forms: never over a canonical name of another place or a district form
