@@ -55,7 +55,7 @@ from pipeline.ticket import FIELDS, TicketDraft
 from pipeline.transcript import Segment, Transcript
 
 __all__ = ["RULES_VERSION", "Rules", "extract_file", "extract_ticket", "load_rules", "rules_version",
-           "transcript_from_json"]
+           "transcript_from_json", "warm_up"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,22 @@ def __getattr__(name: str) -> str:
     if name == "RULES_VERSION":
         return rules_version()
     raise AttributeError(name)
+
+
+def warm_up(rules: Rules | None = None) -> Rules:
+    """Load everything extraction needs (rules, gazetteer, number parsers, phone metadata) up front.
+
+    A worker calls this once before taking jobs so that the first call is not slower than the rest.
+    """
+    from pipeline.extractors.callback import validate_number
+    from pipeline.extractors.numbers import cn_number
+
+    rules = rules or load_rules()
+    location.gazetteer_version()
+    cn_number("一万二")
+    validate_number("13911023456", "zh")
+    validate_number("2025550123", "en")
+    return rules
 
 
 def _language_extraction(call: Call) -> Extraction:

@@ -44,9 +44,9 @@ def validate_number(digits: str, language: str) -> tuple[str | None, str]:
                 return m.group(), "callback:cn_mobile"
         except phonenumbers.NumberParseException:
             continue
-    m = _LANDLINE.search(digits)
-    if m:
-        return m.group(), "callback:beijing_landline"
+    landline = _LANDLINE.search(digits)
+    if landline:
+        return landline.group(), "callback:beijing_landline"
     if len(digits) == 8 and digits[0] in "2345689":
         return "010" + digits, "callback:beijing_landline_local"
     if language == "en" or len(digits) in (10, 11):

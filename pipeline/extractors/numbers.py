@@ -241,9 +241,9 @@ def _en_money(text: str) -> list[Amount]:
     for m in _EN_MONEY_WORDS.finditer(text):
         if any(a.start <= m.start() < a.end for a in out):
             continue
-        value = english_number(m.group("w"))
-        if value:
-            out.append(Amount(value, m.start(), m.end()))
+        words_value = english_number(m.group("w"))
+        if words_value:
+            out.append(Amount(words_value, m.start(), m.end()))
     return out
 
 

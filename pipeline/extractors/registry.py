@@ -57,8 +57,15 @@ def extractor(name: str, *, after: tuple[str, ...] = ()) -> Callable[[ExtractorF
     return register
 
 
+_ORDER: dict[tuple[str, ...], list[Registered]] = {}
+
+
 def run_order() -> list[Registered]:
     """Registered extractors, each after the ones it reads (registration order otherwise)."""
+    key = tuple(EXTRACTORS)
+    cached = _ORDER.get(key)
+    if cached is not None and all(EXTRACTORS[r.name] is r for r in cached):
+        return cached
     done: set[str] = set()
     order: list[Registered] = []
     pending = list(EXTRACTORS.values())
@@ -70,6 +77,7 @@ def run_order() -> list[Registered]:
             order.append(r)
             done.add(r.name)
         pending = [r for r in pending if r.name not in done]
+    _ORDER[key] = order
     return order
 
 

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 
 from pipeline.extractors.context import Call
 from pipeline.extractors.registry import Extraction, extractor
+from pipeline.extractors.rules import Hit
 
 
 @extractor("request_type", after=("category",))
@@ -34,7 +35,7 @@ def extract_request_type(call: Call, done: Mapping[str, Extraction]) -> Extracti
         if h.cue.request_type:
             scores[h.cue.request_type] = scores.get(h.cue.request_type, 0.0) + rules.cue_prior
     seen: set[str] = set()
-    cue_hits = {}
+    cue_hits: dict[str, list[Hit]] = {}
     for h in call.hits_of("request_type"):
         if h.cue.phrase in seen:
             continue

@@ -130,6 +130,7 @@ class Rules:
     crime_cues: tuple[str, ...]
     phone_cues: tuple[str, ...]
     surnames: frozenset[str]
+    common_surnames: tuple[str, ...]
     compound_surnames: frozenset[str]
     spelled_surnames: Mapping[str, str]
     not_names: frozenset[str]
@@ -329,7 +330,10 @@ def _build(directory: Path) -> Rules:
     phone_cues = tuple(fold(c) for c in check.texts(data.get("phone_cues"), "phone_cues"))
     for c in phone_cues:
         cues.append(Cue("phone", "phone", c))
-    surnames = frozenset(check.text(data.get("surnames"), "surnames").replace(" ", ""))
+    surname_order = check.text(data.get("surnames"), "surnames").replace(" ", "")
+    surnames = frozenset(surname_order)
+    common_count = int(check.number(data.get("common_count", 100), "common_count", minimum=0))
+    common_surnames = tuple(surname_order[:common_count])
     compound = frozenset(check.texts(data.get("compound_surnames"), "compound_surnames"))
     spelled = {check.text(k, f"spelled.{k}"): check.text(v, f"spelled.{k}")
                for k, v in check.mapping(data.get("spelled"), "spelled").items()}
@@ -339,8 +343,8 @@ def _build(directory: Path) -> Rules:
     by_phrase: dict[str, list[Cue]] = {}
     for cue in cues:
         by_phrase.setdefault(cue.phrase, []).append(cue)
-    for phrase, group in by_phrase.items():
-        automaton.add_word(phrase, (phrase, tuple(group), phrase.isascii() and bool(_WORD.match(phrase[0]))))
+    for key, same in by_phrase.items():
+        automaton.add_word(key, (key, tuple(same), key.isascii() and bool(_WORD.match(key[0]))))
     automaton.make_automaton()
 
     def alternation(patterns: list[str]) -> re.Pattern[str]:
@@ -355,7 +359,8 @@ def _build(directory: Path) -> Rules:
         clause_max_chars=clause_max_chars, city_prefix=city_prefix, districts=districts,
         emergency_routes=emergency_routes, medical_number=medical_number, medical_cues=medical_cues,
         crime_number=crime_number, crime_cues=crime_cues, phone_cues=phone_cues, surnames=surnames,
-        compound_surnames=compound, spelled_surnames=spelled, not_names=not_names, directory=directory,
+        common_surnames=common_surnames, compound_surnames=compound,
+        spelled_surnames=spelled, not_names=not_names, directory=directory,
     )
 
 

@@ -59,7 +59,7 @@ def _clean_en(clause: str) -> str:
 
 
 def _caller_clauses(call: Call) -> list[tuple[int, int]]:
-    out = []
+    out: list[tuple[int, int]] = []
     for s, e in call.roles.caller:
         out.extend(clauses(call.text, s, e))
     return out

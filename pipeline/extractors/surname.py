@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 
 from pipeline.extractors.context import Call
 from pipeline.extractors.registry import Extraction, extractor
@@ -43,7 +44,7 @@ _EN_INTRO = re.compile(
 _EN_TITLE = re.compile(r"\b(?:mr|mrs|ms|miss|dr|mister|missus)\.?\s+(?P<last>[a-z][a-z'\-]+)", re.IGNORECASE)
 _EN_LAST = re.compile(r"\b(?:last|family|sur)\s?name(?:'s| is)\s+(?P<last>[a-z][a-z'\-]+)", re.IGNORECASE)
 _EN_BARE = re.compile(r"(?:^|(?<=[.,!?;:]\s)|(?<=\n))(?P<first>[A-Z][a-z'\-]+)\s+(?P<last>[A-Z][a-z'\-]+)"
-                      r"(?=\s*[,.;\n]|\s*$)")
+                      r"(?=\s*[,.;\n]|\s*$|\s+(?:\d|(?i:zero|oh|one|two|three|four|five|six|seven|eight|nine)\b))")
 _EN_NOT_BARE = {"street", "avenue", "road", "court", "lane", "drive", "park", "place", "boulevard", "way", "square",
                 "hotline", "services", "city", "center", "centre", "building", "apartments", "school", "hospital",
                 "district", "station", "thank", "thanks", "good", "morning", "afternoon", "evening", "hello",
@@ -53,13 +54,34 @@ _EN_NUMBER_NEXT = re.compile(r"\d|\b(?:zero|oh|one|two|three|four|five|six|seven
 _EN_SPELLED = re.compile(r"\b(?:[a-z][\s\-.,]+){2,}[a-z]\b", re.IGNORECASE)
 
 
-def _zh_surname(candidate: str, call: Call) -> str | None:
+@lru_cache(maxsize=4096)
+def _reading(ch: str) -> str:
+    from pypinyin import lazy_pinyin
+
+    return "".join(lazy_pinyin(ch))
+
+
+@lru_cache(maxsize=1024)
+def _common_homophone(ch: str, common: tuple[str, ...]) -> str | None:
+    """The most common surname that sounds like ``ch`` (tones ignored), if ``ch`` is not common itself."""
+    if ch in common or not ("\u4e00" <= ch <= "\u9fff"):
+        return None
+    reading = _reading(ch)
+    return next((s for s in common if _reading(s) == reading), None)
+
+
+def _zh_surname(candidate: str, call: Call, *, sound: bool = True) -> str | None:
+    """The surname at the start of ``candidate``: spelled out, compound, common, or a homophone of one."""
     rules = call.rules
     for key, value in rules.spelled_surnames.items():
         if candidate.startswith(key):
             return value
     if candidate[:2] in rules.compound_surnames:
         return candidate[:2]
+    if sound:
+        homophone = _common_homophone(candidate[:1], rules.common_surnames)
+        if homophone:
+            return homophone
     if candidate[:1] in rules.surnames:
         return candidate[:1]
     return None
@@ -71,6 +93,8 @@ def _zh(call: Call) -> tuple[str, str, int, int, float] | None:
         for m in pattern.finditer(view):
             name = _zh_surname(m.group("s"), call)
             if name:
+                if not m.group("s").startswith(name) and name not in call.rules.spelled_surnames.values():
+                    return name, rule + ":homophone", m.start(), m.end(), 0.6
                 return name, rule, m.start(), m.end(), conf
     for m in _ZH_TITLE.finditer(view):
         lead = m.group(0)
@@ -78,11 +102,11 @@ def _zh(call: Call) -> tuple[str, str, int, int, float] | None:
                 and view[m.start() - 1] not in "，。,. \n":
             continue
         cand = m.group("s")
-        name = _zh_surname(cand, call)
+        name = _zh_surname(cand, call, sound=False)
         if name and (len(cand) == len(name)):
             return name, "surname:title", m.start(), m.end(), 0.8
     for m in _ZH_CALLED.finditer(view):
-        name = _zh_surname(m.group("s"), call)
+        name = _zh_surname(m.group("s"), call, sound=False)
         if name:
             return name, "surname:called", m.start(), m.end(), 0.75
     # an answer to the agent's "您贵姓？"
@@ -92,11 +116,11 @@ def _zh(call: Call) -> tuple[str, str, int, int, float] | None:
         if asked is None or not _ASKS_NAME.search(call.folded[asked[0]:asked[1]]):
             continue
         piece = view[start:start + 12]
-        m = _ZH_ANSWER.match(piece)
-        if m:
-            name = _zh_surname(m.group("s"), call)
-            if name and len(m.group("s")) == len(name):
-                return name, "surname:answer", start + m.start("s"), start + m.end("s"), 0.7
+        answer = _ZH_ANSWER.match(piece)
+        if answer:
+            name = _zh_surname(answer.group("s"), call, sound=False)
+            if name and len(answer.group("s")) == len(name):
+                return name, "surname:answer", start + answer.start("s"), start + answer.end("s"), 0.7
     return None
 
 

@@ -61,6 +61,9 @@ SURNAME = [
     ("你叫我小刘就行", "刘"),
     ("我叫王建国", "王"),
     ("我性陈", "陈"),                                      # homophone of 姓
+    ("我姓逢，电话一三零一二三四五六七八", "冯"),             # rare homophone heard for a common surname
+    ("我姓和电话一三九零一二三一二三一", "何"),
+    ("我姓密云区古楼街道的，我姓韩", "韩"),                  # 我是 misheard as 我姓: no such surname, next one
     ("我姓吴电话一八八一零零一二三四五", "吴"),               # no punctuation
     ("我們老百姓太難了", None),
     ("我叫了物业好几次都没人来", None),
@@ -72,6 +75,9 @@ SURNAME = [
     ("I'm calling about the pothole", None),
     ("This is a serious problem", None),
     ("My name is Anna Novak, N-O-V-A-K", "Novak"),
+    ("James Wilson 555 222 9988", "Wilson"),
+    ("Okay. Laura Benton, five five five, one two three, four five six seven", "Benton"),
+    ("Pine Street, near the corner", None),
 ]
 
 
