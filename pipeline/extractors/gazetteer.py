@@ -102,9 +102,10 @@ _INITIALS = ("zh", "ch", "sh", "b", "p", "m", "f", "d", "t", "n", "l", "g", "k",
 # Community names: generic words that are not names, and characters a name does not end with.
 _GENERIC_COMMUNITY = frozenset(_words(
     "城中 度假 新农 智慧 和谐 文明 老旧 新型 示范 周边 附近 周围 整个 所在 所属 当地 本地 城市 居民 养老 "
-    "国际 老 新 大 小 全 本 邻 外"
+    "国际 隔壁 对面 旁边 别的 其他 其它 不同 各个 很多 好多 老 新 大 小 全 本 邻 外"
 ))
-_COMMUNITY_BAD_END = frozenset("农乡山渔邻本全外")
+_COMMUNITY_BAD_END = frozenset("农乡山渔邻本全外进回出入下过来")
+_LEAD_WORDS = _words("北京市 北京 位于 属于 来自 靠近 挨着 隶属 叫做 名叫 叫 就是 原来 以前 现在 小区")
 
 # Address pieces.
 _NUM = r"[0-9零〇一二三四五六七八九十百两]+"
@@ -646,15 +647,16 @@ class Gazetteer:
             limit = 8 if m.group() == "社区" else 6
             lo = max((f.end for f in places if f.end <= p), default=0)
             start = p
-            while start > lo and p - start < limit and _name_char(norm[start - 1]):
+            while start > lo and p - start < limit + 3 and _name_char(norm[start - 1]):
                 start -= 1
+            start = _strip_lead(norm, start, p)
             before = next((f for f in places if f.end == start and f.start < start), None)
             if before is not None and before.variant is not None and self.variants[before.variant].bare \
                     and self.entries[before.entries[0]].kind == "street" \
                     and (start == p or p - start <= 2 or norm[start] in "东西南北"):
                 start = before.start  # 西红门村, 上地西里社区: named after the place they are in
             name = norm[start:p]
-            if not _community_name_ok(name):
+            if len(name) > limit or not _community_name_ok(name):
                 continue
             out.append(_Found(start, q, None, (), 1.0, "community.pattern", kind="community",
                               name=name + m.group()))
@@ -822,6 +824,7 @@ class Gazetteer:
             start = p
             while start > lo and p - start < 10 and _name_char(norm[start - 1]):
                 start -= 1
+            start = _strip_lead(norm, start, p)
             adjacent = start in ends
             if start in bare_ends:
                 start = bare_ends[start]
@@ -888,6 +891,15 @@ def _in_context(norm: str, start: int, end: int, found: Sequence[_Found]) -> boo
     if any(norm.endswith(b, 0, start) for b in _CONTEXT_BEFORE):
         return True
     return any(f.end == start for f in found)
+
+
+def _strip_lead(norm: str, start: int, end: int) -> int:
+    """Start a name after the words that lead into it: 北京市…, 位于…, 叫…, 小区位于…."""
+    for word in _LEAD_WORDS:
+        i = norm.rfind(word, start, end)
+        if i >= 0 and end - (i + len(word)) >= 2:
+            start = i + len(word)
+    return start
 
 
 def _community_name_ok(name: str) -> bool:
