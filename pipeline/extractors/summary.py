@@ -27,6 +27,10 @@ _ZH_FILLER = re.compile(
     r"我想投诉一下|我要投诉|我想投诉|我想举报|我要举报|我想咨询一下|我想咨询|我想问一下|我想问|请问|我打电话是|"
     r"我们这边|我们这儿|我们那儿|我们那边|这边|然后|而且|另外)[，,\s]*"
 )
+_PLACE_FRAME = re.compile(
+    r"(?:我是|我们是|我住在|我家住在|我家在|我们住在|住在|我在|我们在|在)?(?:\x00)+"
+    r"(?:这边|那边|这里|那里)?(?:的)?(?:居民|住户|业主)?(?:的)?"
+)
 _ZH_RESIDENT = re.compile(r"^我(?:是|家在|住在)[^，。]{0,20}(?:的居民|的住户|的业主|居民|住户|业主)$")
 _EN_FILLER = re.compile(
     r"^(?:hi|hello|hey|yes|yeah|well|so|um|uh|oh|okay|ok|good morning|good afternoon|good evening)"
@@ -42,7 +46,9 @@ def _clean_zh(clause: str, places: list[str]) -> str:
             break
         text = new
     for place in places:
-        text = text.replace(place, "")
+        text = text.replace(place, "\x00")
+    # what is left around a removed place: "我是\x00的", "我们住在\x00这边", "\x00的居民"
+    text = _PLACE_FRAME.sub("", text).replace("\x00", "")
     text = re.sub(r"^(?:我们|我家|咱们)?(?:的)?(?:那个)?", "", text) if len(text) > 8 else text
     text = re.sub(r"\s+", "", text)
     return text.strip("，,。.！!？?；;的")
