@@ -88,6 +88,27 @@ def test_category_and_request_type(sentence: str, category: str, request_type: s
         assert draft.evidence["category"], "a category found from cues has evidence"
 
 
+AMBIGUOUS = [
+    # (caller sentence, category, urgency): smoke from a grill is pollution, smoke out of a window is fire
+    ("There's smoke coming from the barbecue place downstairs every evening and it smells terrible",
+     "environment.pollution", "normal"),
+    ("There is smoke coming out of my neighbour's window", "public_safety.fire", "emergency"),
+    ("饭店烟囱天天冒烟，熏得人受不了", "environment.pollution", "normal"),
+    ("楼下饭店着火了", "public_safety.fire", "emergency"),
+    ("cigarette smoke in the stairwell every night", "environment.pollution", "normal"),
+    ("装修公司收了钱不干活", "market.consumer_dispute", "normal"),
+    ("楼上装修电钻声太大", "environment.noise", "normal"),
+    ("I was fired from my job and they still owe me wages", "labour.wage_arrears", "normal"),
+    ("被坑了，健身房办卡不给退钱", "market.consumer_dispute", "normal"),
+]
+
+
+@pytest.mark.parametrize(("sentence", "category", "urgency"), AMBIGUOUS)
+def test_ambiguous_words_in_context(sentence: str, category: str, urgency: str) -> None:
+    draft = ticket_of(sentence)
+    assert (draft.category, draft.urgency) == (category, urgency)
+
+
 NEGATED = [
     ("不是着火，是楼下烧烤的烟飘上来了，油烟很大", "environment.pollution"),
     ("没有着火，就是楼道里堆满了垃圾", "city.sanitation"),
