@@ -33,7 +33,7 @@ import logging
 import re
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from itertools import accumulate
 from pathlib import Path
@@ -41,6 +41,7 @@ from typing import Any
 
 import ahocorasick
 import yaml
+from rapidfuzz.distance import Indel
 
 from pipeline.errors import ConfigError
 
@@ -92,6 +93,9 @@ _SHORT_NUMBER = re.compile(r"(?<![0-9])[0-9]{1,2}(?![0-9])")
 _FULLWIDTH = re.compile(r"[０-９Ａ-Ｚａ-ｚ\u3000]")
 _SPACE = re.compile(r"\s+")
 _ANCHOR = re.compile(r"街道|地区|镇|乡|区")
+#: the suffixes as heard (街道 / 镇 / 乡 / 地区 in loose pinyin), at a syllable start of the sound string
+_SUFFIX_SOUND = re.compile(r"(?<![a-z#])(?:jie\|dao\||zen\||xiang\||di\|qu\|)")
+_SUFFIX_KEYS = {"街道": "jie|dao|", "镇": "zen|", "乡": "xiang|", "地区": "di|qu|"}
 _COMMUNITY_SUFFIX = re.compile(r"社区|村")
 
 _CN_DIGIT = dict(zip("零〇一二两三四五六七八九", (0, 0, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9), strict=True))
@@ -113,6 +117,8 @@ _UNITS = rf"(?:{_NUM}(?:号楼|号院|号|栋|幢|单元|层|楼|室)[-之]?)+(?
 _ADDRESS_NUMBERS = re.compile(_UNITS)
 _ADDRESS_SUFFIX = re.compile(r"(?:家园|花园|公寓|苑)?小区|家园|花园|公寓|大厦|苑|大街|胡同|路|街|巷|院|里")
 _ROADS = frozenset({"路", "大街", "街", "胡同"})
+_GENERIC_ROAD_END = frozenset("主马小大辅公道土山水条")
+_INTRO = frozenset("在住是叫于到自搬进京市")
 _ADDRESS_NEEDS_NUMBERS = frozenset({"大街", "胡同", "路", "街", "巷", "院", "里"})
 _GENERIC_ADDRESS = frozenset(_words(
     "老旧 老 新 本 整个 对面 隔壁 附近 周边 一个 旁边 很多 其他 别的 各个 "
@@ -194,7 +200,7 @@ class _Variant:
     readings: tuple[tuple[str, ...], ...] = ()  # strict toneless syllables, one tuple per reading
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Text:
     """A text prepared for matching: simplified, half-width, without whitespace, mapped back to the input."""
 
@@ -208,7 +214,7 @@ class _Text:
         return self.index[start], self.index[end - 1] + 1
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Found:
     """A candidate place during matching (norm coordinates)."""
 
@@ -220,7 +226,6 @@ class _Found:
     rule: str
     kind: str = "place"
     name: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -290,6 +295,32 @@ def _near(a: str, b: str) -> bool:
     if fa == fb:
         return True
     return ia == ib and {fa, fb} in ({"an", "ang"}, {"ian", "iang"}, {"uan", "uang"}, {"o", "uo"}, {"e", "o"})
+
+
+@cache
+def _syllable_similarity(a: str, b: str) -> float:
+    return float(Indel.normalized_similarity(a, b))
+
+
+def _stem_score(strict: Sequence[str], loose: Sequence[str], stem: Sequence[str], *, lenient: bool) -> float | None:
+    """Mean similarity of a written stem to a name's stem, syllable by syllable; None when more than one
+    syllable is off, or the one off is too far (lenient: half its letters shared; otherwise it must rhyme)."""
+    total = 0.0
+    missed = False
+    for got_s, got_l, want in zip(strict, loose, stem, strict=True):
+        if got_s == want:
+            total += 1.0
+        elif got_l == _loose(want):
+            total += 0.9
+        elif missed or not got_s:
+            return None
+        else:
+            sim = _syllable_similarity(got_s, want)
+            if not (_near(got_s, want) or (lenient and sim >= 0.5)):
+                return None
+            missed = True
+            total += min(sim, 0.7)
+    return total / len(stem) if stem else None
 
 
 def _number_reading(digits: str) -> list[str] | None:
@@ -391,6 +422,21 @@ class Gazetteer:
                     by_pos = self._near.setdefault(suffix, {}).setdefault(stem_len, {})
                     for i, syl in enumerate(stem):
                         by_pos.setdefault((i, _loose(syl)), []).append((vid, stem))
+        # streets by district and heard suffix, for recovery inside a district the caller named
+        self._streets_by_sound: dict[tuple[str, str], dict[int, list[tuple[int, tuple[str, ...]]]]] = {}
+        for vid, v in enumerate(self.variants):
+            if v.bare or not v.readings or self.entries[v.entries[0]].kind != "street":
+                continue
+            suffix = next((x for x in _SUFFIX_KEYS if v.surface.endswith(x)), None)
+            if suffix is None:
+                continue
+            stem_len = len(v.surface) - len(suffix)
+            for reading in v.readings:
+                if stem_len < 2 or len(reading) != len(v.surface):
+                    continue
+                for district in {self.entries[e].district for e in v.entries}:
+                    by_len = self._streets_by_sound.setdefault((district, _SUFFIX_KEYS[suffix]), {})
+                    by_len.setdefault(stem_len, []).append((vid, reading[:stem_len]))
         self._english = _english_index(self.entries, data)
         self._short_needs_context = {
             str(name): bool(info.get("short_needs_context")) for name, info in data["districts"].items()
@@ -540,6 +586,10 @@ class Gazetteer:
             if near is not None:
                 found.append(near)
                 taken.append((near.start, near.end))
+        kinds = [self.entries[f.entries[0]] for f in found if f.entries]
+        said = {e.district for e in kinds if e.kind == "district"}
+        if said and not any(e.kind == "street" for e in kinds):
+            found += self._in_district(norm, sound, said, taken)
         found.sort(key=lambda f: f.start)
         return found
 
@@ -593,17 +643,18 @@ class Gazetteer:
         return best
 
     def _near_miss(self, norm: str, anchor: int, suffix: str, taken: list[tuple[int, int]]) -> _Found | None:
-        """A name with one stem syllable misheard (锋排区 → 丰台区), only before a suffix written as such."""
+        """A name with one stem syllable misheard (锋排区 → 丰台区, 三里通街道 → 三里屯街道), only before a
+        suffix written as such. Two-syllable stems need the misheard syllable to rhyme (排/台)."""
         by_len = self._near.get(suffix)
         if not by_len:
             return None
         best: _Found | None = None
         for n, candidates in by_len.items():
             start = anchor - n
-            if start < 0:
+            if start < 0 or _overlaps_any(start, anchor, taken):
                 continue
             window = norm[start:anchor]
-            if any((not _HAN.match(c)) or c in _STOP for c in window) or _overlaps_any(start, anchor, taken):
+            if not all(_name_char(c) for c in window):
                 continue
             strict = [_READINGS[c] for c in window]
             loose = [_loose(s) if s else "#" for s in strict]
@@ -614,26 +665,48 @@ class Gazetteer:
             for (vid, stem), count in hits.items():
                 if count < n - 1:
                     continue
-                total = 0.0
-                misses = 0
-                for got_s, got_l, want in zip(strict, loose, stem, strict=True):
-                    if got_s == want:
-                        total += 1.0
-                    elif got_l == _loose(want):
-                        total += 0.9
-                    elif misses == 0 and got_s and _near(got_s, want):
-                        misses += 1
-                        total += 0.6
-                    else:
-                        total = -1.0
-                        break
-                if total < 0 or misses != 1 or total / n < 0.75:
+                mean = _stem_score(strict, loose, stem, lenient=n >= 3)
+                if mean is None or mean < 0.75:
                     continue
-                score = round(_SCORE_NEAR * total / n, 3)
+                score = round(_SCORE_NEAR * mean, 3)
                 if best is None or score > best.score or (score == best.score and n > best.end - best.start):
                     v = self.variants[vid]
                     best = _Found(start, anchor + len(suffix), vid, v.entries, score, "gazetteer.pinyin")
         return best
+
+    def _in_district(self, norm: str, sound: str, said: set[str], taken: list[tuple[int, int]]) -> list[_Found]:
+        """Streets of a district the caller named, misheard in the stem and the suffix alike
+        (通州区有顺振 → 永顺镇): few candidates, so one syllable may be off."""
+        out: list[_Found] = []
+        for m in _SUFFIX_SOUND.finditer(sound):
+            anchor = sound.count("|", 0, m.start())
+            end = anchor + m.group().count("|")
+            if _overlaps_any(anchor, end, taken):
+                continue
+            best: _Found | None = None
+            for district in sorted(said):
+                for n, candidates in self._streets_by_sound.get((district, m.group()), {}).items():
+                    start = anchor - n
+                    if start < 0 or _overlaps_any(start, anchor, taken):
+                        continue
+                    window = norm[start:anchor]
+                    if not all(_name_char(c) for c in window):
+                        continue
+                    strict = [_READINGS[c] for c in window]
+                    loose = [_loose(s) if s else "#" for s in strict]
+                    for vid, stem in candidates:
+                        mean = _stem_score(strict, loose, stem, lenient=True)
+                        if mean is None or mean < 0.7:
+                            continue
+                        score = round(_SCORE_NEAR * 0.9 * mean, 3)
+                        if best is None or score > best.score:
+                            entries = tuple(e for e in self.variants[vid].entries
+                                            if self.entries[e].district == district)
+                            best = _Found(start, end, vid, entries, score, "gazetteer.pinyin")
+            if best is not None:
+                out.append(best)
+                taken.append((best.start, best.end))
+        return out
 
     # -- internals: communities ---------------------------------------------------------------------------
 
@@ -833,11 +906,12 @@ class Gazetteer:
             if not name or name in _GENERIC_ADDRESS:
                 continue
             if m.group() in _ADDRESS_NEEDS_NUMBERS and nums is None:
-                # a road without a number counts only right after the place (永顺镇西大街)
-                if not (adjacent and len(name + m.group()) >= 3 and m.group() in _ROADS):
+                # a road without a number counts only right after the place (永顺镇西大街), not 那条主路
+                if not (adjacent and len(name + m.group()) >= 3 and m.group() in _ROADS) \
+                        or name[-1] in _GENERIC_ROAD_END:
                     continue
-            elif nums is None and len(name) < 2:
-                continue
+            elif nums is None and (len(name) < 2 or not (adjacent or _introduced(norm, start))):
+                continue  # 昨天暴雨小区门口: a compound without a number must be introduced (住在…, 是…)
             end = nums.end() if nums else q
             cands.append((start, end))
             floor = end
@@ -891,6 +965,11 @@ def _in_context(norm: str, start: int, end: int, found: Sequence[_Found]) -> boo
     if any(norm.endswith(b, 0, start) for b in _CONTEXT_BEFORE):
         return True
     return any(f.end == start for f in found)
+
+
+def _introduced(norm: str, start: int) -> bool:
+    """The name at ``start`` follows a word that introduces a place: 住在…, 我们是…, 位于…, 叫…."""
+    return start > 0 and norm[start - 1] in _INTRO
 
 
 def _strip_lead(norm: str, start: int, end: int) -> int:

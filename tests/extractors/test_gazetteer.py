@@ -112,6 +112,13 @@ CASES_ZH: list[tuple[str, str | None, str | None, str | None, str | None]] = [
     ("朝阳区望京街到", "朝阳区", "望京街道", N, N),
     ("海淀区西北望镇", "海淀区", "西北旺镇", N, N),
     ("房山区琉璃合镇", "房山区", "琉璃河镇", N, N),
+    ("海淀区北太平张街道", "海淀区", "北太平庄街道", N, N),
+    ("八里庄街到", N, "八里庄街道", N, N),
+    # --- inside a district the caller named, one syllable and the suffix may both be misheard ---
+    ("通州区宋当阵那边", "通州区", "宋庄镇", N, N),
+    ("我是密云区的古北扣阵", "密云区", "古北口镇", N, N),
+    ("通州区我想去看看", "通州区", N, N, N),
+    ("朝阳区他们说真的不管", "朝阳区", N, N, N),
     # --- Traditional characters, spaces, no punctuation ---
     ("北京市豐臺區右安門街道", "丰台区", "右安门街道", N, N),
     ("海澱區學院路街道", "海淀区", "学院路街道", N, N),
@@ -158,6 +165,9 @@ CASES_ZH: list[tuple[str, str | None, str | None, str | None, str | None]] = [
     ("坐3路公交车", N, N, N, N),
     ("家里3口人", N, N, N, N),
     ("这里1号楼", N, N, N, N),
+    ("昨晚大风小区门口的树倒了", N, N, N, N),
+    ("大兴区黄村镇那条主路上有坑", "大兴区", "黄村镇", N, N),
+    ("昌平区回龙观那条小路", "昌平区", "回龙观街道", N, N),
     # --- no place: everything stays empty ---
     ("你好，我想咨询一下社保的问题", N, N, N, N),
     ("我们这个小区的电梯坏了", N, N, N, N),
