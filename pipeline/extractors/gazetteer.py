@@ -302,7 +302,9 @@ def _syllable_similarity(a: str, b: str) -> float:
     return float(Indel.normalized_similarity(a, b))
 
 
-def _stem_score(strict: Sequence[str], loose: Sequence[str], stem: Sequence[str], *, lenient: bool) -> float | None:
+def _stem_score(
+    strict: Sequence[str], loose: Sequence[str], stem: Sequence[str], *, lenient: bool,
+) -> float | None:
     """Mean similarity of a written stem to a name's stem, syllable by syllable; None when more than one
     syllable is off, or the one off is too far (lenient: half its letters shared; otherwise it must rhyme)."""
     total = 0.0
@@ -643,8 +645,8 @@ class Gazetteer:
         return best
 
     def _near_miss(self, norm: str, anchor: int, suffix: str, taken: list[tuple[int, int]]) -> _Found | None:
-        """A name with one stem syllable misheard (锋排区 → 丰台区, 三里通街道 → 三里屯街道), only before a
-        suffix written as such. Two-syllable stems need the misheard syllable to rhyme (排/台)."""
+        """A name with one stem syllable misheard (锋排区 → 丰台区, 北太平张街道 → 北太平庄街道), only
+        before a suffix written as such. Two-syllable stems need the misheard syllable to rhyme (排/台)."""
         by_len = self._near.get(suffix)
         if not by_len:
             return None
@@ -674,9 +676,11 @@ class Gazetteer:
                     best = _Found(start, anchor + len(suffix), vid, v.entries, score, "gazetteer.pinyin")
         return best
 
-    def _in_district(self, norm: str, sound: str, said: set[str], taken: list[tuple[int, int]]) -> list[_Found]:
+    def _in_district(
+        self, norm: str, sound: str, said: set[str], taken: list[tuple[int, int]],
+    ) -> list[_Found]:
         """Streets of a district the caller named, misheard in the stem and the suffix alike
-        (通州区有顺振 → 永顺镇): few candidates, so one syllable may be off."""
+        (通州区宋当阵 → 宋庄镇): few candidates, so one syllable may be off."""
         out: list[_Found] = []
         for m in _SUFFIX_SOUND.finditer(sound):
             anchor = sound.count("|", 0, m.start())
