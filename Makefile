@@ -5,12 +5,17 @@ PIP := $(VENV)/bin/pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SAMPLES := $(sort $(wildcard audio_samples/*.wav audio_samples/*.mp3))
 
-.PHONY: demo test lint bench system-deps services clean
+.PHONY: demo test lint bench system-deps test-system-deps services clean
 
-## system packages: ffmpeg (read by pydub and Whisper), installed when missing
+## system packages, installed when missing: ffmpeg (read by pydub and Whisper); for the tests, sox with
+## its AMR/MP3 formats (makes telephone recordings that Debian's ffmpeg cannot encode)
 system-deps:
 	@command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || \
 		{ $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg; }
+
+test-system-deps: system-deps
+	@command -v sox >/dev/null 2>&1 && dpkg -s libsox-fmt-all >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sox libsox-fmt-all; }
 
 # torch first, from the CPU build (a bare `torch` requirement would pull a multi-GB CUDA build)
 $(VENV)/.installed: pyproject.toml
@@ -38,7 +43,7 @@ services:
 		echo "Redis or PostgreSQL did not come up" >&2; exit 1
 
 ## the whole test suite, against real Redis, PostgreSQL and the bundled model
-test: system-deps $(VENV)/.installed-dev services
+test: test-system-deps $(VENV)/.installed-dev services
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed-dev
