@@ -154,7 +154,10 @@ def prepare_call(transcript: Transcript, *, received_at: datetime, rules: Rules)
     prepared = prepare(transcript)
     text = prepared.text
     folded = lower(text)
-    language = transcript.language if transcript.language in ("zh", "en") else detect_language(text)
+    language = transcript.language if transcript.language in ("zh", "en") else ""
+    detected = detect_language(text)
+    if not language or (language != detected and len(text.strip()) >= 10):
+        language = detected  # the script of the words wins over a language label that contradicts it
     roles = assign_roles(prepared, folded, rules, language)
     hits = _filter_hits(rules.matcher.scan(folded), folded, roles, rules)
     return Call(transcript=prepared, text=text, folded=folded, language=language, received_at=received_at,

@@ -3,7 +3,7 @@
 Stereo calls carry ``agent``/``caller`` speakers from their channels and are taken as they are. In mono
 calls (speaker ``mixed``) the agent is recognised by the hotline script of ``agent_script.yaml``:
 
-- a short clause (text between punctuation) matching a ``clause`` pattern is the agent's
+- a short clause (text between punctuation) that is mostly a ``clause`` pattern is the agent's
   ("您贵姓？", "请留一下您的姓名和电话", "What number can we reach you on?");
 - inside long unpunctuated stretches only the ``span`` patterns apply, marking just the script words
   ("您好市民服务热线请问有什么可以帮您我们小区停水了" → the caller's part starts at "我们").
@@ -97,6 +97,7 @@ def assign_roles(transcript: Transcript, folded: str, rules: Rules, language: st
     caller: list[tuple[int, int]] = []
     agent: list[tuple[int, int]] = []
     max_chars = rules.clause_max_chars.get(language, 32)
+    leftover = rules.clause_leftover_chars.get(language, 8)
     pos = 0
     for seg in transcript.segments:
         start, end = pos, pos + len(seg.text)
@@ -108,12 +109,20 @@ def assign_roles(transcript: Transcript, folded: str, rules: Rules, language: st
             caller.append((start, end))
             continue
         for cs, ce in clauses(folded, start, end):
-            clause = folded[cs:ce].strip()
-            if len(clause) <= max_chars and rules.agent_clause.search(clause):
+            clause = folded[cs:ce]
+            script = [(cs + m.start(), cs + m.end()) for m in rules.agent_clause.finditer(clause)
+                      if m.end() > m.start()]
+            if script and len(clause) <= max_chars and \
+                    len(clause) - sum(e - s for s, e in _merge(list(script))) <= leftover:
                 agent.append((cs, ce))
                 continue
-            holes = [(cs + m.start(), cs + m.end()) for m in rules.agent_span.finditer(folded[cs:ce])
-                     if m.end() > m.start()]
+            holes = [(cs + m.start(), cs + m.end()) for m in rules.agent_span.finditer(clause)
+                     if m.end() > m.start()] + script
             agent.extend(holes)
-            caller.extend(_subtract((cs, ce), holes))
+            for s, e in _subtract((cs, ce), holes):
+                while s < e and folded[s].isspace():
+                    s += 1
+                while e > s and folded[e - 1].isspace():
+                    e -= 1
+                caller.append((s, e))
     return Roles(caller=_merge(caller), agent=_merge(agent))

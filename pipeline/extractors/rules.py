@@ -121,6 +121,7 @@ class Rules:
     agent_clause: re.Pattern[str]
     agent_span: re.Pattern[str]
     clause_max_chars: Mapping[str, int]
+    clause_leftover_chars: Mapping[str, int]
     city_prefix: str
     districts: tuple[str, ...]
     emergency_routes: Mapping[str, str]
@@ -306,6 +307,10 @@ def _build(directory: Path) -> Rules:
     max_chars = check.mapping(data.get("clause_max_chars"), "clause_max_chars")
     clause_max_chars = {lang: int(check.number(max_chars.get(lang), f"clause_max_chars.{lang}", minimum=1))
                         for lang in ("zh", "en")}
+    leftover = check.mapping(data.get("clause_leftover_chars"), "clause_leftover_chars")
+    clause_leftover_chars = {
+        lang: int(check.number(leftover.get(lang), f"clause_leftover_chars.{lang}", minimum=0))
+        for lang in ("zh", "en")}
 
     # departments
     check, data = files["departments"]
@@ -356,7 +361,8 @@ def _build(directory: Path) -> Rules:
         negators_zh=negators_zh, negators_en=negators_en, category_prior=category_prior, cue_prior=cue_prior,
         limits=limits, elderly_age=elderly_age, child_age=child_age, school_child=school_child,
         agent_clause=alternation(clause_patterns), agent_span=alternation(span_patterns),
-        clause_max_chars=clause_max_chars, city_prefix=city_prefix, districts=districts,
+        clause_max_chars=clause_max_chars, clause_leftover_chars=clause_leftover_chars, city_prefix=city_prefix,
+        districts=districts,
         emergency_routes=emergency_routes, medical_number=medical_number, medical_cues=medical_cues,
         crime_number=crime_number, crime_cues=crime_cues, phone_cues=phone_cues, surnames=surnames,
         common_surnames=common_surnames, compound_surnames=compound,

@@ -32,7 +32,8 @@ _ZH_DECLARED = re.compile(r"(?:免贵|我|本人)(?:姓|性)(?:是)?(?P<s>[\u4e0
 _ZH_BARE = re.compile(r"(?<![百贵老])姓(?:是)?(?P<s>[\u4e00-\u9fff]{1,4})")
 _ZH_TITLE = re.compile(r"(?:我是|我就是|我叫|这里是|这边是)?(?P<s>[\u4e00-\u9fff]{1,2}?)"
                        r"(?:先生|女士|小姐|阿姨|大爷|大妈|师傅|老师|大姐|大哥|奶奶|爷爷)")
-_ZH_CALLED = re.compile(r"(?:我叫|我的名字(?:叫|是)|名字叫|叫我(?:小|老)?)(?P<s>[\u4e00-\u9fff]{1,3})")
+_ZH_CALLED = re.compile(r"(?:我叫|我的名字(?:叫|是)|名字叫|叫我(?:小|老)?)(?P<s>[\u4e00-\u9fff]{1,3})"
+                        r"|我(?:就)?是(?:小|老)(?P<s2>[\u4e00-\u9fff])(?=[，。,.\s]|$)")
 _ZH_ANSWER = re.compile(
     r"^\s*(?:嗯|啊|哦|我)?[，,\s]*(?:姓)?(?P<s>[\u4e00-\u9fff]{1,2}?)(?=[，。,.\s]|$|先生|女士|电话|手机)"
 )
@@ -106,7 +107,7 @@ def _zh(call: Call) -> tuple[str, str, int, int, float] | None:
         if name and (len(cand) == len(name)):
             return name, "surname:title", m.start(), m.end(), 0.8
     for m in _ZH_CALLED.finditer(view):
-        name = _zh_surname(m.group("s"), call, sound=False)
+        name = _zh_surname(m.group("s") or m.group("s2"), call, sound=False)
         if name:
             return name, "surname:called", m.start(), m.end(), 0.75
     # an answer to the agent's "您贵姓？"

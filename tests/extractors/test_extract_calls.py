@@ -175,6 +175,33 @@ def test_roles_in_mono_calls() -> None:
     assert any("热线" in a for a in agent) and "您贵姓" in agent
 
 
+MONO_RUN_ON = [
+    # agent and caller in one unpunctuated segment: only the script words are the agent's
+    ("您好12345热线我们小区停电了", "utilities.power", None),
+    ("您好市民服务热线请问有什么可以帮您我们这边路灯坏了您贵姓我姓罗", "city.street_light", "罗"),
+    ("您好热线请讲楼下饭店油烟太大了请问您贵姓免贵姓邱", "environment.pollution", "邱"),
+    ("City services hotline how can I help my power is out can I have your name Nina Patel",
+     "utilities.power", "Patel"),
+]
+
+
+@pytest.mark.parametrize(("text", "category", "surname"), MONO_RUN_ON)
+def test_mono_run_on_segments(text: str, category: str, surname: str | None) -> None:
+    draft = ticket_of(("mixed", text))
+    assert draft.category == category
+    assert draft.caller_surname == surname
+    assert "热线" not in draft.summary and "hotline" not in draft.summary.lower()
+
+
+@pytest.mark.parametrize(("turns", "language"), [
+    ([("caller", "我们小区停水了已经两天了")], "en"),        # a wrong label is overruled by the script
+    ([("caller", "The power has been out since noon")], "zh"),
+])
+def test_language_label_that_contradicts_the_words(turns: list[tuple[str, str]], language: str) -> None:
+    draft = extract_ticket(make_transcript(turns, language), received_at=RECEIVED)
+    assert draft.language != language
+
+
 def test_empty_transcript_gives_a_ticket_flagged_for_review() -> None:
     from pipeline.transcript import Transcript
 
