@@ -94,7 +94,7 @@ _FULLWIDTH = re.compile(r"[０-９Ａ-Ｚａ-ｚ\u3000]")
 _SPACE = re.compile(r"\s+")
 _ANCHOR = re.compile(r"街道|地区|镇|乡|区")
 #: the suffixes as heard (街道 / 镇 / 乡 / 地区 in loose pinyin), at a syllable start of the sound string
-_SUFFIX_SOUND = re.compile(r"(?<![a-z#])(?:jie\|dao\||zen\||xiang\||di\|qu\|)")
+_SUFFIX_SOUND = re.compile(r"(?<![a-z#])(?:jie\|d[a-z]+\||zen\||xiang\||di\|qu\|)")
 _SUFFIX_KEYS = {"街道": "jie|dao|", "镇": "zen|", "乡": "xiang|", "地区": "di|qu|"}
 _COMMUNITY_SUFFIX = re.compile(r"社区|村")
 
@@ -687,9 +687,13 @@ class Gazetteer:
             end = anchor + m.group().count("|")
             if _overlaps_any(anchor, end, taken):
                 continue
+            heard = m.group()
+            exact_suffix = heard != "jie|" + heard[4:] or heard == "jie|dao|"
+            if not exact_suffix:  # 街道 heard as 街等 / 街段: then the stem must sound right throughout
+                heard = "jie|dao|"
             best: _Found | None = None
             for district in sorted(said):
-                for n, candidates in self._streets_by_sound.get((district, m.group()), {}).items():
+                for n, candidates in self._streets_by_sound.get((district, heard), {}).items():
                     start = anchor - n
                     if start < 0 or _overlaps_any(start, anchor, taken):
                         continue
@@ -699,8 +703,8 @@ class Gazetteer:
                     strict = [_READINGS[c] for c in window]
                     loose = [_loose(s) if s else "#" for s in strict]
                     for vid, stem in candidates:
-                        mean = _stem_score(strict, loose, stem, lenient=True)
-                        if mean is None or mean < 0.7:
+                        mean = _stem_score(strict, loose, stem, lenient=exact_suffix)
+                        if mean is None or mean < (0.7 if exact_suffix else 0.9):
                             continue
                         score = round(_SCORE_NEAR * 0.9 * mean, 3)
                         if best is None or score > best.score:
@@ -903,10 +907,12 @@ class Gazetteer:
                 start -= 1
             start = _strip_lead(norm, start, p)
             adjacent = start in ends
+            nums = _ADDRESS_NUMBERS.match(norm, q)
             if start in bare_ends:
+                if start == p and nums is None:
+                    continue  # 大峪街: the place itself said short, not an address
                 start = bare_ends[start]
             name = norm[start:p]
-            nums = _ADDRESS_NUMBERS.match(norm, q)
             if not name or name in _GENERIC_ADDRESS:
                 continue
             if m.group() in _ADDRESS_NEEDS_NUMBERS and nums is None:
