@@ -56,8 +56,11 @@ def extract_category(call: Call, done: Mapping[str, Extraction]) -> Extraction:
     margin = (top - second) / top
     confidence = round(0.35 + 0.35 * strength + 0.3 * margin, 3)
     close = second >= 0.75 * top
-    evidence = tuple(call.evidence(h.cue.rule, h.start, h.end)
-                     for h in sorted(winning, key=lambda h: -h.cue.weight)[:3])
+    strongest: list[Hit] = []
+    for h in sorted(winning, key=lambda h: (-h.cue.weight, h.start)):
+        if all(o.cue.phrase != h.cue.phrase for o in strongest):
+            strongest.append(h)
+    evidence = tuple(call.evidence(h.cue.rule, h.start, h.end) for h in strongest[:3])
     return Extraction("category", best, evidence=evidence, confidence=confidence,
                       review=close or top < 2,
                       detail={"scores": scores, "hits": winning, "runner_up": runner_up})

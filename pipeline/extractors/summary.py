@@ -25,7 +25,7 @@ from pipeline.extractors.roles import clauses
 _ZH_FILLER = re.compile(
     r"^(?:你好|您好|喂|哎|嗯|啊|那个|就是|是这样的?|我想反映一下|我想反映|我要反映一下|我要反映|我反映一下|反映一下|"
     r"我想投诉一下|我要投诉|我想投诉|我想举报|我要举报|我想咨询一下|我想咨询|我想问一下|我想问|请问|我打电话是|"
-    r"我们这边|我们这儿|我们那儿|我们那边|这边|然后|而且|另外)[，,\s]*"
+    r"我们这边|我们这儿|我们那儿|我们那边|这边|然后|而且|另外|结果|所以|但是|可是|因为)[，,\s]*"
 )
 _PLACE_FRAME = re.compile(
     r"(?:我是|我们是|我住在|我家住在|我家在|我们住在|住在|我在|我们在|在)?(?:\x00)+"
@@ -79,15 +79,26 @@ def extract_summary(call: Call, done: Mapping[str, Extraction]) -> Extraction:
     if not pieces:
         return Extraction("summary", "", confidence=0.0, review=True)
     category = done["category"]
-    anchors = [(ev.start_char, ev.end_char) for ev in category.evidence]
+    weight: dict[tuple[int, int], float] = {}
+    for h in (category.detail or {}).get("hits", ()):
+        p = next((p for p in pieces if p[0] <= h.start < p[1]), None)
+        if p is not None:
+            weight[p] = weight.get(p, 0.0) + h.cue.weight
+    anchors = sorted(weight, key=lambda p: -weight[p])
     main = None
     if anchors:
-        main = next((p for p in pieces if p[0] <= anchors[0][0] < p[1]), None)
+        top = weight[anchors[0]]
+        main = min((p for p in anchors if weight[p] >= 0.6 * top), key=lambda p: p[0])
     if main is None:
-        main = pieces[0]
+        # no category words: the clause of the request itself ("我想表扬一下…"), else the first real clause
+        asks = [ev.start_char for ev in done["request_type"].evidence] if "request_type" in done else []
+        main = next((p for a in asks for p in pieces if p[0] <= a < p[1]), None)
+    if main is None:
+        main = next((p for p in pieces if len(_clean_zh(call.text[p[0]:p[1]], []) if call.language == "zh"
+                                                 else _clean_en(call.text[p[0]:p[1]])) >= 3), pieces[0])
     detail_spans = [(ev.start_char, ev.end_char) for name in ("vulnerable", "urgency")
                     for ev in (done[name].evidence if name in done else ())]
-    detail_spans += anchors[1:]
+    detail_spans += [p for p in anchors if p != main]
     detail = None
     for a, _b in detail_spans:
         p = next((p for p in pieces if p[0] <= a < p[1]), None)
@@ -112,14 +123,15 @@ def extract_summary(call: Call, done: Mapping[str, Extraction]) -> Extraction:
         if detail is not None:
             extra = _clean_zh(call.text[detail[0]:detail[1]], places)
             if extra and extra not in line and len(_ZH_RESIDENT.sub("", extra)) > 1:
-                line += "，" + extra
+                line = line + "，" + extra if detail[0] > main[0] else "".join(places) + extra + "，" + problem
         line = line[:60]
     else:
         problem = _clean_en(call.text[main[0]:main[1]])
         if detail is not None:
             extra = _clean_en(call.text[detail[0]:detail[1]])
             if extra and extra.lower() not in problem.lower():
-                problem += "; " + extra[:1].lower() + extra[1:]
+                keep_case = extra.startswith(("I ", "I'")) or extra[:2].isupper()
+                problem += "; " + (extra if keep_case else extra[:1].lower() + extra[1:])
         address = done["address"].value if "address" in done else None
         if address and address.lower() not in problem.lower():
             problem += f" ({address})"
