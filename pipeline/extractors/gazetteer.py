@@ -390,60 +390,67 @@ class Gazetteer:
     def __init__(self, data: Mapping[str, Any], *, source: str = "<data>") -> None:
         self.source = source
         self.version, self.entries, self.variants = _build(data, source)
-        self._by_name: dict[str, list[int]] = {}
-        for i, e in enumerate(self.entries):
-            self._by_name.setdefault(e.name, []).append(i)
         self._exact = ahocorasick.Automaton()
-        self._sound = ahocorasick.Automaton()
-        sound: dict[str, list[int]] = {}
         for vid, v in enumerate(self.variants):
             self._exact.add_word(v.surface, vid)
-            if not _sound_eligible(v, self.entries):
-                continue
-            for reading in v.readings:
-                sound.setdefault("".join(_loose(s) + "|" for s in reading), []).append(vid)
-        for key, vids in sound.items():
-            self._sound.add_word(key, (len(key), tuple(vids)))
         self._exact.make_automaton()
-        self._sound.make_automaton()
-        # near-miss index: literal suffix → stem length → (position, loose syllable) → (variant, stem)
-        self._near: dict[str, dict[int, dict[tuple[int, str], list[tuple[int, tuple[str, ...]]]]]] = {}
-        for vid, v in enumerate(self.variants):
-            if v.bare or not v.readings:
-                continue
-            suffix = next((s for s in ("街道", "地区", "镇", "乡", "区") if v.surface.endswith(s)), None)
-            if suffix is None:
-                continue
-            n_suffix = 2 if suffix in ("街道", "地区") else 1
-            stem_len = len(v.surface) - len(suffix)
-            if stem_len < 2 or not all(_HAN.match(c) for c in v.surface):
-                continue
-            for reading in v.readings:
-                stem = reading[: len(reading) - n_suffix]
-                if len(stem) == stem_len:
-                    by_pos = self._near.setdefault(suffix, {}).setdefault(stem_len, {})
-                    for i, syl in enumerate(stem):
-                        by_pos.setdefault((i, _loose(syl)), []).append((vid, stem))
-        # streets by district and heard suffix, for recovery inside a district the caller named
-        self._streets_by_sound: dict[tuple[str, str], dict[int, list[tuple[int, tuple[str, ...]]]]] = {}
-        for vid, v in enumerate(self.variants):
-            if v.bare or not v.readings or self.entries[v.entries[0]].kind != "street":
-                continue
-            suffix = next((x for x in _SUFFIX_KEYS if v.surface.endswith(x)), None)
-            if suffix is None:
-                continue
-            stem_len = len(v.surface) - len(suffix)
-            for reading in v.readings:
-                if stem_len < 2 or len(reading) != len(v.surface):
-                    continue
-                for district in {self.entries[e].district for e in v.entries}:
-                    by_len = self._streets_by_sound.setdefault((district, _SUFFIX_KEYS[suffix]), {})
-                    by_len.setdefault(stem_len, []).append((vid, reading[:stem_len]))
+        self._sound = self._sound_automaton()
+        self._near = self._near_index()
+        self._streets_by_sound = self._district_index()
         self._english = _english_index(self.entries, data)
         self._short_needs_context = {
             str(name): bool(info.get("short_needs_context")) for name, info in data["districts"].items()
         }
         self._t2s_chars, self._t2s_map = _t2s_tables()
+
+    def _sound_automaton(self) -> Any:
+        """Loose pinyin of every full name and long bare name → (pattern length, variants)."""
+        by_key: dict[str, list[int]] = {}
+        for vid, v in enumerate(self.variants):
+            if _sound_eligible(v, self.entries):
+                for reading in v.readings:
+                    by_key.setdefault("".join(_loose(s) + "|" for s in reading), []).append(vid)
+        automaton = ahocorasick.Automaton()
+        for key, vids in by_key.items():
+            automaton.add_word(key, (len(key), tuple(vids)))
+        automaton.make_automaton()
+        return automaton
+
+    def _near_index(self) -> dict[str, dict[int, dict[tuple[int, str], list[tuple[int, tuple[str, ...]]]]]]:
+        """Written suffix → stem length → (position, loose syllable) → (variant, stem reading)."""
+        index: dict[str, dict[int, dict[tuple[int, str], list[tuple[int, tuple[str, ...]]]]]] = {}
+        for vid, v in enumerate(self.variants):
+            if v.bare or not v.readings or not all(_HAN.match(c) for c in v.surface):
+                continue
+            suffix = next((s for s in ("街道", "地区", "镇", "乡", "区") if v.surface.endswith(s)), None)
+            if suffix is None:
+                continue
+            stem_len = len(v.surface) - len(suffix)
+            if stem_len < 2:
+                continue
+            for reading in v.readings:
+                stem = reading[:stem_len]
+                by_pos = index.setdefault(suffix, {}).setdefault(stem_len, {})
+                for i, syl in enumerate(stem):
+                    by_pos.setdefault((i, _loose(syl)), []).append((vid, stem))
+        return index
+
+    def _district_index(self) -> dict[tuple[str, str], dict[int, list[tuple[int, tuple[str, ...]]]]]:
+        """(district, heard suffix) → stem length → (variant, stem reading): the streets of one district."""
+        index: dict[tuple[str, str], dict[int, list[tuple[int, tuple[str, ...]]]]] = {}
+        for vid, v in enumerate(self.variants):
+            if v.bare or not v.readings or self.entries[v.entries[0]].kind != "street" \
+                    or not all(_HAN.match(c) for c in v.surface):
+                continue
+            suffix = next((x for x in _SUFFIX_KEYS if v.surface.endswith(x)), None)
+            stem_len = len(v.surface) - len(suffix or "")
+            if suffix is None or stem_len < 2:
+                continue
+            for reading in v.readings:
+                for district in {self.entries[e].district for e in v.entries}:
+                    by_len = index.setdefault((district, _SUFFIX_KEYS[suffix]), {})
+                    by_len.setdefault(stem_len, []).append((vid, reading[:stem_len]))
+        return index
 
     # -- loading -------------------------------------------------------------------------------------------
 
