@@ -2,8 +2,9 @@
 
 - ``public_safety.fire`` → 119; a gas call that is an emergency (a leak) → 119; other emergencies of
   a category listed in ``departments.yaml: emergency`` go to that number;
-- ``public_safety.emergency`` → 120 when the caller speaks of injury or illness ("受伤", "昏迷",
-  "not breathing"), 110 for fights and crime ("打架", "持刀", "robbery"); crime wins when both appear;
+- ``public_safety.emergency`` → 110 for fights and crime ("打架", "持刀", "robbery"), else 120 when the
+  caller speaks of injury or illness ("受伤", "昏迷", "not breathing"), else 119 for people trapped
+  ("电梯困人", "trapped"); 110 when nothing says which;
 - otherwise the category's template with ``{district}`` replaced by the district
   (``朝阳区住房和城乡建设委员会``), or by the city (``北京市住房和城乡建设委员会``) when no district was said;
   city-wide bodies (北京市自来水集团, 国网北京市电力公司, 北京燃气集团) need no district.
@@ -32,9 +33,10 @@ def extract_department(call: Call, done: Mapping[str, Extraction]) -> Extraction
     evidence = tuple(category.evidence[:1])
     if code == "public_safety.emergency":
         routes = call.hits_of("route")
-        crime = [h for h in routes if h.cue.group == rules.crime_number]
-        medical = [h for h in routes if h.cue.group == rules.medical_number]
-        chosen = crime or medical
+        crime = [h for h in routes if h.cue.phrase in rules.crime_cues]
+        medical = [h for h in routes if h.cue.phrase in rules.medical_cues]
+        rescue = [h for h in routes if h.cue.phrase in rules.rescue_cues]
+        chosen = crime or medical or rescue
         number = chosen[0].cue.group if chosen else rules.emergency_routes.get(code, rules.crime_number)
         if chosen:
             evidence = (call.evidence(f"department:{chosen[0].cue.phrase}", chosen[0].start, chosen[0].end),)

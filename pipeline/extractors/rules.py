@@ -129,6 +129,8 @@ class Rules:
     medical_cues: tuple[str, ...]
     crime_number: str
     crime_cues: tuple[str, ...]
+    rescue_number: str
+    rescue_cues: tuple[str, ...]
     phone_cues: tuple[str, ...]
     surnames: frozenset[str]
     common_surnames: tuple[str, ...]
@@ -329,6 +331,10 @@ def _build(directory: Path) -> Rules:
         cues.append(Cue("route", medical_number, c))
     for c in crime_cues:
         cues.append(Cue("route", crime_number, c))
+    rescue_number = check.text(data.get("rescue_number"), "rescue_number")
+    rescue_cues = tuple(fold(c) for c in check.texts(data.get("rescue_cues"), "rescue_cues"))
+    for c in rescue_cues:
+        cues.append(Cue("route", rescue_number, c))
 
     # contact
     check, data = files["contact"]
@@ -364,7 +370,8 @@ def _build(directory: Path) -> Rules:
         clause_max_chars=clause_max_chars, clause_leftover_chars=clause_leftover_chars, city_prefix=city_prefix,
         districts=districts,
         emergency_routes=emergency_routes, medical_number=medical_number, medical_cues=medical_cues,
-        crime_number=crime_number, crime_cues=crime_cues, phone_cues=phone_cues, surnames=surnames,
+        crime_number=crime_number, crime_cues=crime_cues, rescue_number=rescue_number, rescue_cues=rescue_cues,
+        phone_cues=phone_cues, surnames=surnames,
         common_surnames=common_surnames, compound_surnames=compound,
         spelled_surnames=spelled, not_names=not_names, directory=directory,
     )

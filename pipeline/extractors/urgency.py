@@ -11,6 +11,8 @@ Negated cues ("不是着火", "nobody was hurt", "no smoke") do not count. Who i
 caller, a baby at home) does not change the tier by itself. ``due_at`` is the call's received time plus
 the tier's limit (2 h / 24 h / 7 days by default).
 
+A praise call is normal unless it names an emergency: the outage it thanks for is over.
+
 Limits: the tier is read from words, not from how the caller sounds; "暖气有点凉" without a cue for a
 real outage stays normal.
 
@@ -26,7 +28,7 @@ from pipeline.extractors.registry import Extraction, extractor
 from pipeline.extractors.rules import TIERS
 
 
-@extractor("urgency", after=("category",))
+@extractor("urgency", after=("category", "request_type"))
 def extract_urgency(call: Call, done: Mapping[str, Extraction]) -> Iterable[Extraction]:
     """The urgency tier and ``due_at`` (received time + the tier's limit)."""
     category = done["category"]
@@ -34,6 +36,10 @@ def extract_urgency(call: Call, done: Mapping[str, Extraction]) -> Iterable[Extr
     evidence = []
     sources = [h for h in (category.detail or {}).get("hits", ()) if h.cue.urgency]
     sources += call.hits_of("urgency")
+    if done["request_type"].value == "praise":
+        # thanks for a problem already solved ("上次帮我们解决了停水") is not an outage now
+        tier = "normal"
+        sources = [h for h in sources if (h.cue.urgency or h.cue.group) == "emergency"]
     best_hits = []
     for h in sources:
         level = h.cue.urgency or h.cue.group

@@ -76,6 +76,22 @@ CATEGORY_CASES = [
     ("I want to praise the nurse at the clinic, she went above and beyond", "health.medical", "praise"),
     ("I'd like to suggest adding a crosswalk near the school", "traffic.road", "suggestion"),
     ("The garbage hasn't been collected for a week", "city.sanitation", "complaint"),
+    ("我们楼的下水道堵了，污水都返到家里了", "housing.repair", "help"),
+    ("我家孩子在学校被同学欺负了，老师也不管", "education.school", "complaint"),
+    ("隔壁邻居在楼道里养鸡，味道特别大", "environment.pollution", "complaint"),
+    ("热水器漏电，手一碰就麻", "utilities.power", "help"),
+    ("地铁站口有很多黑车在拉客", "traffic.road", "report"),
+    ("我们这边的公园晚上太黑了，建议多装点灯", "city.street_light", "suggestion"),
+    ("我买的房子开发商延期交房一年多了", "housing.real_estate_contract", "complaint"),
+    ("我是外卖员，公司扣了我三个月的工资不发", "labour.wage_arrears", "help"),
+    ("电梯里困了人，已经半个多小时了", "public_safety.emergency", "help"),
+    ("I'd like to report a broken water main flooding the street outside 88 Harbor Road", "utilities.water",
+     "report"),
+    ("My elderly father fell in the bathroom and can't get up", "public_safety.emergency", "help"),
+    ("Can you tell me when the recycling is collected in my area", "city.sanitation", "consultation"),
+    ("Our apartment has had no hot water for a week and the landlord ignores us", "utilities.water", "help"),
+    ("I was charged twice for my parking permit and I want a refund", "traffic.parking", "complaint"),
+    ("Someone broke into my car last night", "public_safety.emergency", "help"),
 ]
 
 

@@ -34,6 +34,9 @@ URGENCY = [
     ("My neighbour's dog barks all night", "normal"),
     ("It's not urgent, but the street light outside my house is out", "normal"),
     ("no fire, just a lot of dust from the construction site", "normal"),
+    ("我给你们打电话是想感谢一下你们上次帮我们解决了停水的问题", "normal"),   # praise for a solved outage
+    ("热水器漏电，手一碰就麻", "urgent"),
+    ("我们小区门口的人行道砖都翘起来了，老人走路容易绊倒", "urgent"),
 ]
 
 
@@ -89,6 +92,9 @@ DEPARTMENT = [
     ("对面楼着火了", "119"),
     ("有人晕倒了，昏迷不醒，快叫救护车", "120"),
     ("楼下有人打架，还拿着刀", "110"),
+    ("电梯里困了人，已经半个多小时了", "119"),
+    ("My elderly father fell in the bathroom and can't get up", "120"),
+    ("Someone broke into my car last night", "110"),
     ("通州区马路上有个大坑", "通州区交通委员会"),
     ("昌平区路灯坏了", "昌平区城市管理委员会"),
     ("西城区这边的养老驿站助餐怎么申请", "西城区民政局"),
