@@ -199,3 +199,56 @@ def test_unreachable_database_is_storage_unavailable(tmp_path) -> None:
         repo.get_call(session, call_id="x")
     with pytest.raises(StorageUnavailable):
         upgrade(settings)
+
+
+def _upgrade_concurrently(settings: Settings, workers: int = 4) -> list[BaseException]:
+    import threading
+
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(workers)
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            upgrade(settings)
+        except BaseException as exc:  # surfaced by the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+def test_services_starting_together_migrate_an_empty_sqlite_file_once(tmp_path) -> None:
+    settings = Settings(data_dir=tmp_path / "fresh")
+    assert _upgrade_concurrently(settings) == []
+    engine = make_engine(settings)
+    with engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == "0001"
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_services_starting_together_migrate_an_empty_postgres_database_once(tmp_path) -> None:
+    import uuid
+
+    import psycopg
+    from conftest import PG_ADMIN_URL
+
+    name = f"callintake_test_{uuid.uuid4().hex[:10]}_m"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+        settings = Settings(data_dir=tmp_path, database_url=f"{base}/{name}")
+        assert _upgrade_concurrently(settings) == []
+        engine = make_engine(settings)
+        with engine.connect() as conn:
+            assert MigrationContext.configure(conn).get_current_revision() == "0001"
+        engine.dispose()
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
