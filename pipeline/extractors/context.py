@@ -87,19 +87,6 @@ class Call:
     def caller_folded(self) -> str:
         return lower(self.caller_view.text)
 
-    def clause_around(self, start: int, end: int) -> tuple[int, int]:
-        """The clause of the call text that holds ``[start, end)`` (bounded by punctuation)."""
-        s = start
-        while s > 0 and self.text[s - 1] not in _STOPS:
-            s -= 1
-        e = end
-        while e < len(self.text) and self.text[e] not in _STOPS:
-            e += 1
-        while s < e and self.text[s].isspace():
-            s += 1
-        while e > s and self.text[e - 1].isspace():
-            e -= 1
-        return s, e
 
 
 def _negated_by_prefix(folded: str, hit: Hit, rules: Rules) -> bool:

@@ -139,7 +139,7 @@ _CN_NUM = r"(?:\d{1,3}(?:,\d{3})+|[0-9零〇两一二三四五六七八九十百
 _ZH_MONEY = re.compile(
     rf"(?P<num>{_CN_NUM})(?:(?:多|来|余)(?P<unit>万|亿)?)?(?P<cur>元|块钱|块|美元|美金|人民币)?"
 )
-_MONEY_WORDS = re.compile(r"钱|款|费|金|价|工资|薪|欠|退|付|交了|花了|赔|贷|押金|收了|罚|值|报价|标价|涨到|共计")
+_MONEY_WORDS = re.compile(r"钱|款|费|金|价|工资|薪|欠|退|付|交了|花|赔|贷|押金|收了|罚|值|报价|标价|涨到|共计|买|卖")
 _BLOCK_AFTER = re.compile(r"[钱，。！？,.!?\s了的啊吧呢呀]|$")
 _NOT_MONEY_AFTER = re.compile(
     r"岁|年|月|日|号|楼|层|户|天|个|次|点|分|小时|米|公里|平|栋|单元|室|人|家|辆|条|斤|多[岁年月天个]"
@@ -262,7 +262,7 @@ _EN_AGE = re.compile(
     rf"\b(?P<n>\d{{1,3}}|(?:{'|'.join(EN_TENS)})(?:[\s-](?:one|two|three|four|five|six|seven|eight|nine))?|"
     rf"(?:{'|'.join(list(EN_UNITS)[1:])}))[\s-]+(?:years?|yrs?)[\s-]+old\b"
     r"|\baged\s+(?P<m>\d{1,3})\b"
-    r"|\bin\s+(?:his|her|their|my)\s+(?P<d>sixties|seventies|eighties|nineties)\b"
+    r"|\bin\s+(?:his|her|their|my)\s+(?:(?P<d>sixties|seventies|eighties|nineties)\b|(?P<dd>[1-9]0)'?s\b)"
 )
 _DECADES = {"sixties": 60, "seventies": 70, "eighties": 80, "nineties": 90}
 _PERSON_EN = (r"mother|father|mom|mum|dad|grandmother|grandfather|grandma|grandpa|wife|husband|he|she|"
@@ -296,6 +296,8 @@ def ages(text: str, language: str) -> list[Age]:
         for m in _EN_AGE.finditer(text):
             if m.group("d"):
                 years = _DECADES[m.group("d")]
+            elif m.group("dd"):
+                years = int(m.group("dd"))
             else:
                 raw = m.group("n") or m.group("m")
                 years = int(raw) if raw.isdigit() else int(english_number(raw) or 0)

@@ -69,6 +69,7 @@ VULNERABLE = [
     ("My mother is eighty one and it's freezing", ["elderly"]),
     ("We have a newborn baby at home", ["child"]),
     ("My wife is pregnant and the noise is unbearable", ["pregnant"]),
+    ("My wife is expecting and we have had no heat for days", ["pregnant"]),
     ("I use a wheelchair and the ramp is broken", ["disabled"]),
     ("I want to enroll my daughter in the local school", ["child"]),
     ("There are no kids in our building", []),
