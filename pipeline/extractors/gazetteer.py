@@ -60,8 +60,8 @@ DISTRICTS = (
 #: suffixes a street-level name may end with, longest first (the stem is the name without it)
 SUFFIXES = ("满族蒙古族乡", "满族乡", "回族乡", "街道", "地区", "镇", "乡")
 
-_ENTRY_KEYS = {"name", "bare", "generic", "aliases", "pinyin", "reject_followed_by"}
-_DISTRICT_KEYS = {"short", "english", "short_needs_context"}
+_ENTRY_KEYS = {"name", "bare", "generic", "aliases", "pinyin", "reject_followed_by", "reject_preceded_by"}
+_DISTRICT_KEYS = {"short", "english", "short_needs_context", "reject_followed_by", "reject_preceded_by"}
 
 # Score of a sound-alike match: all syllables equal without tones / equal after merging accents
 # (zh-z, n-l, in-ing ...) / one syllable only rhyming, anchored on a literally written suffix.
@@ -100,6 +100,14 @@ _COMMUNITY_SUFFIX = re.compile(r"社区|村")
 
 _CN_DIGIT = dict(zip("零〇一二两三四五六七八九", (0, 0, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9), strict=True))
 _DIGIT_READING = ("ling", "yi", "er", "san", "si", "wu", "liu", "qi", "ba", "jiu")
+_NEAR_FINALS = (
+    {"an", "ang"}, {"ian", "iang"}, {"uan", "uang"}, {"o", "uo"}, {"e", "o"}, {"un", "ong"}, {"ou", "ong"},
+)
+_INITIAL_GROUPS = (
+    frozenset({"b", "p", "d", "t", "g", "k"}), frozenset({"f", "h"}), frozenset({"z", "zh", "j"}),
+    frozenset({"c", "ch", "q"}), frozenset({"s", "sh", "x"}), frozenset({"l", "n", "r"}),
+    frozenset({"m", "n"}), frozenset({"y", "w", ""}),
+)
 _INITIALS = ("zh", "ch", "sh", "b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h", "j", "q", "x", "r", "z",
              "c", "s", "y", "w")
 
@@ -108,7 +116,8 @@ _GENERIC_COMMUNITY = frozenset(_words(
     "城中 度假 新农 智慧 和谐 文明 老旧 新型 示范 周边 附近 周围 整个 所在 所属 当地 本地 城市 居民 养老 "
     "国际 隔壁 对面 旁边 别的 其他 其它 不同 各个 很多 好多 老 新 大 小 全 本 邻 外"
 ))
-_COMMUNITY_BAD_END = frozenset("农乡山渔邻本全外进回出入下过来")
+_COMMUNITY_BAD_END = frozenset("农乡山渔邻本全外进回出入下过来走到去留驻包每千万一")
+_NOT_AFTER_CUN = tuple("落夫野规姑妇庄容镇寨长舍貌头")
 _LEAD_WORDS = _words("北京市 北京 位于 属于 来自 靠近 挨着 隶属 叫做 名叫 叫 就是 原来 以前 现在 小区")
 
 # Address pieces.
@@ -186,6 +195,7 @@ class _Entry:
     generic: bool = False
     reject_followed_by: tuple[str, ...] = ()
     bare: bool = True  # the stem alone names it (回龙观)
+    reject_preceded_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -292,9 +302,9 @@ def _near(a: str, b: str) -> bool:
     """Two syllables a recogniser confuses: same rhyme with another initial (tai/pai), or an/ang-type."""
     ia, fa = _split_syllable(a)
     ib, fb = _split_syllable(b)
-    if fa == fb:
-        return True
-    return ia == ib and {fa, fb} in ({"an", "ang"}, {"ian", "iang"}, {"uan", "uang"}, {"o", "uo"}, {"e", "o"})
+    if fa == fb:  # the initials must be ones heard alike: t/p, zh/j, s/x … (not x/l)
+        return any(ia in group and ib in group for group in _INITIAL_GROUPS)
+    return ia == ib and {fa, fb} in _NEAR_FINALS
 
 
 @cache
@@ -303,10 +313,10 @@ def _syllable_similarity(a: str, b: str) -> float:
 
 
 def _stem_score(
-    strict: Sequence[str], loose: Sequence[str], stem: Sequence[str], *, lenient: bool,
+    strict: Sequence[str], loose: Sequence[str], stem: Sequence[str], *, lenient: float | None,
 ) -> float | None:
     """Mean similarity of a written stem to a name's stem, syllable by syllable; None when more than one
-    syllable is off, or the one off is too far (lenient: half its letters shared; otherwise it must rhyme)."""
+    syllable is off, or the one off is too far: it must rhyme, or share ``lenient`` of its letters."""
     total = 0.0
     missed = False
     for got_s, got_l, want in zip(strict, loose, stem, strict=True):
@@ -318,7 +328,7 @@ def _stem_score(
             return None
         else:
             sim = _syllable_similarity(got_s, want)
-            if not (_near(got_s, want) or (lenient and sim >= 0.5)):
+            if not (_near(got_s, want) or (lenient is not None and sim >= lenient)):
                 return None
             missed = True
             total += min(sim, 0.7)
@@ -426,7 +436,7 @@ class Gazetteer:
             if suffix is None:
                 continue
             stem_len = len(v.surface) - len(suffix)
-            if stem_len < 2:
+            if stem_len < 2 or (stem_len == 2 and suffix == "地区"):  # 亚太地区, 沿海地区 are not 大台地区
                 continue
             for reading in v.readings:
                 stem = reading[:stem_len]
@@ -554,7 +564,7 @@ class Gazetteer:
             v = self.variants[vid]
             start, end = end_incl + 1 - len(v.surface), end_incl + 1
             entries = tuple(e for e in v.entries
-                            if not _rejected_by_next(norm, end, self.entries[e].reject_followed_by))
+                            if not _rejected(norm, start, end, self.entries[e]))
             if not entries:
                 continue
             f = _Found(start, end, vid, entries, 1.0, v.rule)
@@ -585,6 +595,8 @@ class Gazetteer:
             if best is None:
                 continue
             vid, score = best
+            if clash and score < _SCORE_HOMOPHONE:
+                continue  # extend a bare name only by what sounds exactly like its suffix
             found = [f for f in found if f not in clash]
             found.append(_Found(cs, ce, vid, self.variants[vid].entries, score, "gazetteer.pinyin"))
         taken = [(f.start, f.end) for f in found]
@@ -639,13 +651,16 @@ class Gazetteer:
         best: tuple[int, float] | None = None
         for vid in vids:
             v = self.variants[vid]
-            if window == v.surface or not set(window) & set(v.surface):
+            if window == v.surface or len(set(window) & set(v.surface)) < 2:  # two characters as written
                 continue
             entry = self.entries[v.entries[0]]
             if entry.kind == "district" and window.startswith(entry.stem) and \
                     self._short_needs_context.get(entry.name) and \
                     not _in_context(norm, cs, cs + len(entry.stem), found):
                 continue  # 朝阳去 is "towards the morning sun" unless the context says place
+            k = _suffix_syllables(v.surface)
+            if k and not any(strict[-k:] == r[-k:] for r in v.readings):
+                continue  # the suffix must sound exactly right: 河北正在… is not 河北镇
             score = _SCORE_HOMOPHONE if strict in v.readings else _SCORE_LOOSE
             if best is None or score > best[1]:
                 best = (vid, score)
@@ -674,9 +689,13 @@ class Gazetteer:
             for (vid, stem), count in hits.items():
                 if count < n - 1:
                     continue
-                mean = _stem_score(strict, loose, stem, lenient=n >= 3)
+                if suffix != "区" and not set(window) & set(self.variants[vid].surface[:n]):
+                    continue  # a street needs one stem character as written (相应乡 is not 香营乡)
+                mean = _stem_score(strict, loose, stem, lenient=0.6 if n >= 3 else None)
                 if mean is None or mean < 0.75:
                     continue
+                if n == 2 and not any(a == b for a, b in zip(strict, stem, strict=True)):
+                    continue  # 锋排区: one syllable exactly right, the other rhyming (产品区 is neither)
                 score = round(_SCORE_NEAR * mean, 3)
                 if best is None or score > best.score or (score == best.score and n > best.end - best.start):
                     v = self.variants[vid]
@@ -710,7 +729,7 @@ class Gazetteer:
                     strict = [_READINGS[c] for c in window]
                     loose = [_loose(s) if s else "#" for s in strict]
                     for vid, stem in candidates:
-                        mean = _stem_score(strict, loose, stem, lenient=exact_suffix)
+                        mean = _stem_score(strict, loose, stem, lenient=0.5 if exact_suffix else None)
                         if mean is None or mean < (0.7 if exact_suffix else 0.9):
                             continue
                         score = round(_SCORE_NEAR * 0.9 * mean, 3)
@@ -732,11 +751,15 @@ class Gazetteer:
             p, q = m.start(), m.end()
             if any(f.start < q and p < f.end for f in places):
                 continue  # the 村 of 中关村, 崔村镇 …
-            limit = 8 if m.group() == "社区" else 6
+            if m.group() == "村" and norm.startswith(_NOT_AFTER_CUN, q):
+                continue  # 村落, 村夫, 村庄: the word village, not a village's name
+            limit = 8 if m.group() == "社区" else 5
             lo = max((f.end for f in places if f.end <= p), default=0)
             start = p
             while start > lo and p - start < limit + 3 and _name_char(norm[start - 1]):
                 start -= 1
+            if start > lo and _name_char(norm[start - 1]):
+                continue  # no word or place before it: where the name begins is anyone's guess
             start = _strip_lead(norm, start, p)
             before = next((f for f in places if f.end == start and f.start < start), None)
             if before is not None and before.variant is not None and self.variants[before.variant].bare \
@@ -910,10 +933,12 @@ class Gazetteer:
                 continue
             lo = max([e for _, e in spans if e <= p] + [floor])
             start = p
-            while start > lo and p - start < 10 and _name_char(norm[start - 1]):
+            while start > lo and p - start < 8 and _name_char(norm[start - 1]):
                 start -= 1
+            if start > lo and _name_char(norm[start - 1]):
+                continue  # where the name begins is unclear
             start = _strip_lead(norm, start, p)
-            adjacent = start in ends
+            adjacent, gap = start in ends, p - start
             nums = _ADDRESS_NUMBERS.match(norm, q)
             if start in bare_ends:
                 if start == p and nums is None:
@@ -924,7 +949,7 @@ class Gazetteer:
                 continue
             if m.group() in _ADDRESS_NEEDS_NUMBERS and nums is None:
                 # a road without a number counts only right after the place (永顺镇西大街), not 那条主路
-                if not (adjacent and len(name + m.group()) >= 3 and m.group() in _ROADS) \
+                if not (adjacent and gap <= 3 and len(name + m.group()) >= 3 and m.group() in _ROADS) \
                         or name[-1] in _GENERIC_ROAD_END:
                     continue
             elif nums is None and (len(name) < 2 or not (adjacent or _introduced(norm, start))):
@@ -972,8 +997,10 @@ def _overlaps_any(start: int, end: int, spans: Iterable[tuple[int, int]]) -> boo
     return any(s < end and start < e for s, e in spans)
 
 
-def _rejected_by_next(norm: str, end: int, followers: Sequence[str]) -> bool:
-    return any(norm.startswith(f, end) for f in followers)
+def _rejected(norm: str, start: int, end: int, entry: _Entry) -> bool:
+    """The words around show the name is part of something else: 张镇长, 大兴安岭, 正本清源."""
+    return any(norm.startswith(f, end) for f in entry.reject_followed_by) or \
+        any(norm.endswith(b, 0, start) for b in entry.reject_preceded_by)
 
 
 def _in_context(norm: str, start: int, end: int, found: Sequence[_Found]) -> bool:
@@ -982,6 +1009,12 @@ def _in_context(norm: str, start: int, end: int, found: Sequence[_Found]) -> boo
     if any(norm.endswith(b, 0, start) for b in _CONTEXT_BEFORE):
         return True
     return any(f.end == start for f in found)
+
+
+def _suffix_syllables(surface: str) -> int:
+    if surface.endswith(("街道", "地区")):
+        return 2
+    return 1 if surface.endswith(("镇", "乡", "区")) else 0
 
 
 def _introduced(norm: str, start: int) -> bool:
@@ -1000,6 +1033,8 @@ def _strip_lead(norm: str, start: int, end: int) -> int:
 
 def _community_name_ok(name: str) -> bool:
     if len(name) < 2 or name in _GENERIC_COMMUNITY or name[-1] in _COMMUNITY_BAD_END:
+        return False
+    if name.endswith(("度假", "城中", "新农", "儿童", "养老", "智慧")):
         return False
     return not any(name.startswith(g) and len(name) - len(g) < 2 for g in ("这个", "那个", "整个", "一个"))
 
@@ -1087,6 +1122,13 @@ def _name_readings(name: str, overrides: Mapping[str, list[list[str]]], lazy_pin
     return readings
 
 
+def _str_list(spec: Mapping[str, Any], key: str, bad: Any, where: str) -> tuple[str, ...]:
+    value = spec.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise bad(f"district {where}: '{key}' must be a list of words")
+    return tuple(value)
+
+
 def _build(data: Any, source: str) -> tuple[str, tuple[_Entry, ...], tuple[_Variant, ...]]:
     """Validate the data file and expand it into entries and written forms."""
     from pypinyin import lazy_pinyin
@@ -1144,7 +1186,9 @@ def _build(data: Any, source: str) -> tuple[str, tuple[_Entry, ...], tuple[_Vari
         if not isinstance(info.get("english"), str) or not info["english"]:
             raise bad(f"district {dname}: missing field 'english'")
         eid = len(entries)
-        entries.append(_Entry("district", dname, dname, short))
+        entries.append(_Entry("district", dname, dname, short,
+                              reject_followed_by=_str_list(info, "reject_followed_by", bad, dname),
+                              reject_preceded_by=_str_list(info, "reject_preceded_by", bad, dname)))
         add(dname, eid, "gazetteer.exact", bare=False)
         add(short, eid, "gazetteer.alias", bare=True, needs_context=bool(info.get("short_needs_context")))
 
@@ -1179,12 +1223,18 @@ def _build(data: Any, source: str) -> tuple[str, tuple[_Entry, ...], tuple[_Vari
             if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
                 raise bad(f"district {dname}: {name}: 'aliases' must be a list of names")
             generic = bool(spec.get("generic", False))
-            reject = spec.get("reject_followed_by") or []
-            if not isinstance(reject, list):
-                raise bad(f"district {dname}: {name}: 'reject_followed_by' must be a list")
+            where = f"{dname}: {name}"
             eid = len(entries)
             bare = bool(spec.get("bare", len(stem) >= 3)) and not generic
-            entries.append(_Entry("street", name, dname, stem, generic, tuple(str(r) for r in reject), bare))
+            entries.append(_Entry("street", name, dname, stem, generic,
+                                  reject_followed_by=_str_list(spec, "reject_followed_by", bad, where),
+                                  reject_preceded_by=_str_list(spec, "reject_preceded_by", bad, where),
+                                  bare=bare))
+            if "pinyin" in spec:
+                syllables = str(spec["pinyin"]).split()
+                if len(syllables) != len(name):
+                    raise bad(f"district {where}: 'pinyin' must give one syllable per character")
+                overrides.setdefault(stem, []).append(syllables[: len(stem)])
             canonical.setdefault(name, dname)
             add(name, eid, "gazetteer.exact", bare=False)
             for alias in aliases:
@@ -1192,10 +1242,10 @@ def _build(data: Any, source: str) -> tuple[str, tuple[_Entry, ...], tuple[_Vari
                     raise bad(f"district {dname}: alias {alias} of {name} is a district name")
                 add(alias, eid, "gazetteer.alias", bare=not alias.endswith(SUFFIXES))
             pending_auto.append((stem, eid, bare))
-            if not generic:
+            if not generic and len(stem) >= 2:
                 if suffix != "地区":
                     pending_auto.append((stem + "地区", eid, False))
-                if suffix != "乡":  # many offices were townships before (卢沟桥乡, 南磨房乡)
+                if suffix != "乡" and not stem.endswith("乡"):  # once townships: 卢沟桥乡, 南磨房乡
                     pending_auto.append((stem + "乡", eid, False))
 
     # generated forms: never over a canonical name of another place or a district form
