@@ -662,10 +662,10 @@ class Gazetteer:
             if window == v.surface or len(set(window) & set(v.surface)) < 2:  # two characters as written
                 continue
             entry = self.entries[v.entries[0]]
-            if entry.kind == "district" and window.startswith(entry.stem) and \
+            if entry.kind == "district" and window.startswith(entry.stem) and window.endswith("去") and \
                     self._short_needs_context.get(entry.name) and \
                     not _in_context(norm, cs, cs + len(entry.stem), found):
-                continue  # 朝阳去 is "towards the morning sun" unless the context says place
+                continue  # 朝阳去 is "go towards the morning sun" unless the context says place
             k = _suffix_syllables(v.surface)
             if k and not any(strict[-k:] == r[-k:] for r in v.readings):
                 continue  # the suffix must sound exactly right: 河北正在… is not 河北镇
