@@ -480,7 +480,7 @@ class Gazetteer:
         and the problem when the file is missing, not YAML, or its contents are inconsistent (a district
         that is not one of Beijing's 16, a name listed twice in a district, an entry without a name ...).
 
-        Example: ``Gazetteer.load().version`` → ``'2024.11-1'``.
+        Example: ``Gazetteer.load().version`` → ``'2024.11-2'``.
         """
         p = Path(path) if path is not None else DATA_PATH
         try:
