@@ -406,6 +406,10 @@ def test_small_valid_file(tmp_path: Path) -> None:
     (MINIMAL.format(districts=_districts_yaml()).replace("  朝阳区:\n", "  上海区:\n"), "unknown district"),
     (MINIMAL.format(districts=_districts_yaml()).replace("english: X", "english: ''", 1),
      "missing field 'english'"),
+    (MINIMAL.format(districts=_districts_yaml()).replace("bare: true", "bare: true, pinyin: wang jing"),
+     "'pinyin' must give one syllable per character"),
+    (MINIMAL.format(districts=_districts_yaml()).replace("bare: true", "bare: true, reject_followed_by: 长"),
+     "'reject_followed_by' must be a list"),
     ("version: [unclosed", "not readable YAML"),
     ("- just\n- a list\n", "top level must be a mapping"),
 ])
@@ -416,6 +420,20 @@ def test_broken_file_is_a_config_error(tmp_path: Path, body: str, message: str) 
         Gazetteer.load(path)
     assert message in str(info.value)
     assert str(path) in str(info.value)
+
+
+def test_entry_reading_and_vetoes_from_the_file(tmp_path: Path) -> None:
+    body = MINIMAL.format(districts=_districts_yaml()).replace(
+        "{name: 望京街道, bare: true}",
+        "{name: 望京街道, bare: true, pinyin: wang qing jie dao, reject_preceded_by: [希]}",
+    )
+    path = tmp_path / "g.yaml"
+    path.write_text(body, encoding="utf-8")
+    gaz = Gazetteer.load(path)
+    assert gaz.resolve("望青街道").street == "望京街道"  # heard as the file says it is read
+    assert Gazetteer.load().resolve("望青街道").street is None
+    assert gaz.resolve("希望京剧团").street is None
+    assert gaz.resolve("望京那边").street == "望京街道"
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
