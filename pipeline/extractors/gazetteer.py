@@ -651,15 +651,17 @@ class Gazetteer:
                       found: Sequence[_Found]) -> tuple[int, float] | None:
         """Accept a sound-alike window: same syllables, a character in common with the name, no stop word."""
         window = norm[cs:ce]
-        if any(c in _SOUND_STOP for c in window):
-            return None
+        stops = sum(c in _SOUND_STOP for c in window)
+        if stops > 1 or (stops and len(window) < 4):
+            return None  # a stop word inside only in a long name (东华们街道), never in 他们说真
         if window[-1] == "区" and norm.startswith(_NOT_AFTER_QU, ce):
             return None
         strict = tuple(_strict_syllables(window))
         best: tuple[int, float] | None = None
         for vid in vids:
             v = self.variants[vid]
-            if window == v.surface or len(set(window) & set(v.surface)) < 2:  # two characters as written
+            common = len(set(window) & set(v.surface))
+            if window == v.surface or common < 2 + stops:  # two characters as written, three past a stop
                 continue
             entry = self.entries[v.entries[0]]
             if entry.kind == "district" and window.startswith(entry.stem) and window.endswith("去") and \

@@ -113,6 +113,9 @@ CASES_ZH: list[tuple[str, str | None, str | None, str | None, str | None]] = [
     ("海淀区西北望镇", "海淀区", "西北旺镇", N, N),
     ("房山区琉璃合镇", "房山区", "琉璃河镇", N, N),
     ("海淀区北太平张街道", "海淀区", "北太平庄街道", N, N),
+    ("朝阳区首都机常街道", "朝阳区", "首都机场街道", N, N),
+    ("东华们街道那边", "东城区", "东华门街道", N, N),
+    ("我们街道说了", N, N, N, N),
     ("八里庄街到", N, "八里庄街道", N, N),
     # --- inside a district the caller named, one syllable and the suffix may both be misheard ---
     ("通州区宋当阵那边", "通州区", "宋庄镇", N, N),
