@@ -30,7 +30,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +59,16 @@ __all__ = ["RULES_VERSION", "Rules", "extract_file", "extract_ticket", "load_rul
 
 logger = logging.getLogger(__name__)
 
-try:
-    from zoneinfo import ZoneInfo
+def _shanghai() -> tzinfo:
+    try:
+        from zoneinfo import ZoneInfo
 
-    SHANGHAI: timezone | Any = ZoneInfo("Asia/Shanghai")
-except Exception:  # no tz database: Beijing has no daylight saving, a fixed offset is exact
-    SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
+        return ZoneInfo("Asia/Shanghai")
+    except Exception:  # no tz database: Beijing keeps no daylight saving, a fixed offset is exact
+        return timezone(timedelta(hours=8), "Asia/Shanghai")
+
+
+SHANGHAI = _shanghai()
 
 
 def rules_version(rules: Rules | None = None) -> str:
