@@ -597,7 +597,7 @@ class Gazetteer:
         cands.sort(key=lambda c: (c[0] - c[1], c[0]))  # longest first, then leftmost
         for cs, ce, vids in cands:
             clash = [f for f in found if f.start < ce and cs < f.end]
-            if clash and not all(self._extends(norm, f, cs, ce, vids) for f in clash):
+            if any(not (self._extends(norm, f, cs, ce, vids) or self._inside(f, cs, ce)) for f in clash):
                 continue
             best = self._verify_sound(norm, cs, ce, vids, found)
             if best is None:
@@ -636,6 +636,12 @@ class Gazetteer:
             if cs < ce and cs <= start and end <= ce:
                 out.append((cs, ce, vids))
         return out
+
+    def _inside(self, f: _Found, cs: int, ce: int) -> bool:
+        """A shorter office name inside a longer one that sounds exactly like the whole (平果园街道 is
+        苹果园街道 misheard, not 平 + 果园街道)."""
+        return cs <= f.start and f.end <= ce and (f.start, f.end) != (cs, ce) \
+            and all(self.entries[e].kind == "street" for e in f.entries)
 
     def _extends(self, norm: str, f: _Found, cs: int, ce: int, vids: Sequence[int]) -> bool:
         """A sound match may replace a bare name it contains when it adds the misheard suffix of the

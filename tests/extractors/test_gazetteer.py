@@ -442,3 +442,32 @@ def test_entry_reading_and_vetoes_from_the_file(tmp_path: Path) -> None:
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot be read"):
         Gazetteer.load(tmp_path / "nope.yaml")
+
+
+def test_every_office_survives_one_misheard_character(gaz: Gazetteer) -> None:
+    """Each office name with one stem character replaced by a common character that sounds the same
+    (as a recogniser writes it) still resolves to that office, and never to another one."""
+    from collections import Counter, defaultdict
+
+    from pypinyin import lazy_pinyin
+    from pypinyin.phrases_dict import phrases_dict
+
+    common = Counter(c for phrase in phrases_dict for c in phrase)
+    by_sound: dict[str, list[str]] = defaultdict(list)
+    for ch, _ in common.most_common(4000):
+        by_sound[lazy_pinyin(ch)[0]].append(ch)
+    tried = recovered = 0
+    for entry in gaz.entries:
+        if entry.kind != "street":
+            continue
+        for i, ch in enumerate(entry.stem):
+            alternatives = [c for c in by_sound.get(lazy_pinyin(ch)[0], []) if c != ch]
+            if not alternatives:
+                continue
+            misheard = entry.name[:i] + alternatives[0] + entry.name[i + 1:]
+            loc = gaz.resolve(f"{entry.district}{misheard}的")
+            tried += 1
+            recovered += loc.street == entry.name
+            assert loc.street in (None, entry.name), (misheard, loc.street)
+    assert tried > 500
+    assert recovered / tried >= 0.9, (recovered, tried)
