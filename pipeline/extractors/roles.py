@@ -28,8 +28,12 @@ from dataclasses import dataclass
 from pipeline.extractors.rules import Rules
 from pipeline.transcript import Transcript
 
-#: clause separators; ASCII '.' and ',' only when not inside a number ("1,200", "3.5")
-CLAUSE_BREAK = re.compile(r"[。！？；，、!?;\n]|[.,](?!\d)")
+#: clause separators; ASCII ',' and '.' not inside a number ("1,200", "3.5"), '.' not after an abbreviation
+#: ("a.m.", "Mr.", "St.")
+CLAUSE_BREAK = re.compile(
+    r"[。！？；，、!?;\n]|,(?!\d)"
+    r"|(?<!\b[A-Za-z])(?<!\b[Mm]r)(?<!\b[Mm]rs)(?<!\b[Mm]s)(?<!\b[Dd]r)(?<!\b[Ss]t)\.(?!\d)"
+)
 
 
 def clauses(text: str, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int]]:

@@ -33,7 +33,8 @@ _PLACE_FRAME = re.compile(
 )
 _ZH_RESIDENT = re.compile(r"^我(?:是|家在|住在)[^，。]{0,20}(?:的居民|的住户|的业主|居民|住户|业主)$")
 _EN_FILLER = re.compile(
-    r"^(?:hi|hello|hey|yes|yeah|well|so|um|uh|oh|okay|ok|good morning|good afternoon|good evening)"
+    r"^(?:hi there|hi|hello|hey|yes|yeah|sure|well|so|um|uh|oh|okay|ok|thanks|thank you|"
+    r"good morning|good afternoon|good evening)"
     r"[,.!\s]+", re.IGNORECASE)
 _EN_CALLING = re.compile(r"^i(?:'m| am) calling (?:about|because|to report|to complain about)\s+", re.IGNORECASE)
 
@@ -91,7 +92,7 @@ def extract_summary(call: Call, done: Mapping[str, Extraction]) -> Extraction:
         main = min((p for p in anchors if weight[p] >= 0.6 * top), key=lambda p: p[0])
     if main is None:
         # no category words: the clause of the request itself ("我想表扬一下…"), else the first real clause
-        asks = [ev.start_char for ev in done["request_type"].evidence] if "request_type" in done else []
+        asks = sorted(ev.start_char for ev in done["request_type"].evidence) if "request_type" in done else []
         main = next((p for a in asks for p in pieces if p[0] <= a < p[1]), None)
     if main is None:
         main = next((p for p in pieces if len(_clean_zh(call.text[p[0]:p[1]], []) if call.language == "zh"
@@ -129,7 +130,7 @@ def extract_summary(call: Call, done: Mapping[str, Extraction]) -> Extraction:
         problem = _clean_en(call.text[main[0]:main[1]])
         if detail is not None:
             extra = _clean_en(call.text[detail[0]:detail[1]])
-            if extra and extra.lower() not in problem.lower():
+            if len(extra) >= 8 and extra.lower() not in problem.lower():
                 keep_case = extra.startswith(("I ", "I'")) or extra[:2].isupper()
                 problem += "; " + (extra if keep_case else extra[:1].lower() + extra[1:])
         address = done["address"].value if "address" in done else None

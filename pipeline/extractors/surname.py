@@ -41,12 +41,12 @@ _ASKS_NAME = re.compile(r"贵姓|姓名|称呼|名字|your name|last name")
 
 _EN_INTRO = re.compile(
     r"\b(?P<lead>my name is|my name's|name is|this is|i am|i'm|it's|its|speaking is|name here is)\s+"
-    r"(?P<name>[a-z][a-z'\-]+(?:\s+[a-z][a-z'\-]+){0,2})", re.IGNORECASE)
+    r"(?P<name>[a-z][a-z'\-]+(?:[ \t]+[a-z][a-z'\-]+){0,2})", re.IGNORECASE)
 _EN_TITLE = re.compile(r"\b(?:mr|mrs|ms|miss|dr|mister|missus)\.?\s+(?P<last>[a-z][a-z'\-]+)", re.IGNORECASE)
 _EN_LAST = re.compile(r"\b(?:last|family|sur)\s?name(?:'s| is)\s+(?P<last>[a-z][a-z'\-]+)", re.IGNORECASE)
 _EN_BARE = re.compile(r"(?:^|(?<=[.,!?;:]\s)|(?<=\n))(?P<first>[A-Z][a-z'\-]+)\s+(?P<last>[A-Z][a-z'\-]+)"
                       r"(?=\s*[,.;\n]|\s*$|\s+(?:\d|(?i:zero|oh|one|two|three|four|five|six|seven|eight|nine)\b))")
-_EN_NOT_BARE = {"street", "avenue", "road", "court", "lane", "drive", "park", "place", "boulevard", "way", "square",
+_EN_NOT_BARE = {"street", "avenue", "road", "court", "lane", "drive", "place", "boulevard", "way", "square",
                 "hotline", "services", "city", "center", "centre", "building", "apartments", "school", "hospital",
                 "district", "station", "thank", "thanks", "good", "morning", "afternoon", "evening", "hello",
                 "the", "our", "my", "there", "we", "they", "please", "sorry", "yes", "no", "okay"}
@@ -137,7 +137,7 @@ def _en(call: Call) -> tuple[str, str, int, int, float] | None:
             lead = m.group("lead").lower()
             tokens = []
             for tok in m.group("name").split():
-                if tok.lower() in not_names:
+                if tok.lower() in not_names or re.fullmatch(r"(?:[a-z]-)+[a-z]", tok, re.IGNORECASE):
                     break
                 if lead not in ("my name is", "my name's", "name is") and not tok[0].isupper():
                     break
@@ -162,7 +162,9 @@ def _en(call: Call) -> tuple[str, str, int, int, float] | None:
         letters = re.sub(r"[^a-z]", "", spelled.group().lower())
         if len(letters) >= 3 and (letters == name.lower() or letters[:1] == name[:1].lower()):
             name, end = letters, spelled.end()
-    return name[:1].upper() + name[1:].lower(), rule, start, end, conf
+    if name.islower() or name.isupper():
+        name = "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+    return name, rule, start, end, conf
 
 
 def _en_bare(call: Call, view: str) -> tuple[str, str, int, int, float] | None:

@@ -220,3 +220,43 @@ def test_cli_extract_json(tmp_path: Path) -> None:
     assert rows[0]["ticket"]["category"] == "environment.pollution"
     assert rows[0]["ticket"]["callback_number"] == "13911023456"
     assert "error" in rows[1]
+
+
+ASK = ("agent", "City services hotline, how can I help you today?")
+ENGLISH_CALLS = [
+    # (turns, category, request_type, urgency, surname, phone, vulnerable)
+    ([ASK, ("caller", "Yeah hi, um, the sidewalk in front of 310 Birch Road is cracked and lifting, my neighbor "
+                      "who uses a wheelchair can't get past."),
+      ("agent", "Can I take your name and number?"),
+      ("caller", "Sure, it's Robert Nguyen, N-G-U-Y-E-N, and my number is two one two, five five five, zero one "
+                 "nine eight.")],
+     "traffic.road", "report", "normal", "Nguyen", "2125550198", ("disabled",)),
+    ([ASK, ("caller", "Hello, I'm calling to complain about the bar on Fifth Street. They play music until 3 a.m. "
+                      "every weekend."),
+      ("agent", "Who am I speaking to?"), ("caller", "Mrs. Alvarez. You can call me on 555 0143 222.")],
+     "environment.noise", "complaint", "normal", "Alvarez", "5550143222", ()),
+    ([ASK, ("caller", "Hi there, my name's Kate O'Brien. I just wanted to say thank you to the crew that cleared "
+                      "the snow on our street so quickly, great job."),
+      ("agent", "That's kind of you. Can I get a number?"),
+      ("caller", "Sure, five five five, nine eight seven, six five four three.")],
+     "weather.disaster", "praise", "normal", "O'Brien", "5559876543", ()),
+    ([ASK, ("caller", "My landlord has not turned the heat on and it's November, I have two small kids. "
+                      "This is Ahmed Hassan, 555-302-1188.")],
+     "utilities.heating", "help", "urgent", "Hassan", "5553021188", ("child",)),
+    ([ASK, ("caller", "There's water pouring through my kitchen ceiling from the apartment above, it's getting "
+                      "into the electrical sockets!"),
+      ("agent", "What's your name?"), ("caller", "Linda Park. Phone is 555 774 1290.")],
+     "housing.repair", "help", "emergency", "Park", "5557741290", ()),
+]
+
+
+@pytest.mark.parametrize(("turns", "category", "request_type", "urgency", "surname", "phone", "vulnerable"),
+                         ENGLISH_CALLS)
+def test_english_calls(turns: list[tuple[str, str]], category: str, request_type: str, urgency: str,
+                       surname: str, phone: str, vulnerable: tuple[str, ...]) -> None:
+    for variant in (turns, [("mixed", text) for _, text in turns]):
+        draft = ticket_of(*variant)
+        assert (draft.category, draft.request_type, draft.urgency) == (category, request_type, urgency)
+        assert (draft.caller_surname, draft.callback_number, draft.vulnerable) == (surname, phone, vulnerable)
+        assert draft.language == "en"
+        assert draft.department.startswith(("北京市", "1"))
