@@ -8,9 +8,10 @@ Candidates are the digit strings of the caller's speech (``numbers.digit_runs``,
 - for English calls, a North American number: 10 digits (a leading 1 is dropped); the 555 numbers of
   films and examples are accepted as *possible* numbers (``phonenumbers.is_possible_number``).
 
-A candidate right after a phone cue ("电话", "手机", "number", "reach me") is preferred; otherwise the
-first valid one. A digit string of 7+ digits that validates as nothing is returned only if nothing else
-was found, with low confidence and a review flag. The agent reading the number back is ignored.
+A number the caller gives as a correction ("不对，是…", "sorry, it's …") wins; then one right after a
+phone cue ("电话", "手机", "number", "reach me"); otherwise the first valid one. A digit string of 7+
+digits that validates as nothing is returned only if nothing else was found, with low confidence and a
+review flag. The agent reading the number back is ignored.
 
 Limits: two numbers ("my cell … or my work …") give the first; digits misheard by ASR are not repaired.
 
@@ -29,6 +30,9 @@ from pipeline.extractors.numbers import DigitRun, digit_runs, english_digit_runs
 from pipeline.extractors.registry import Extraction, extractor
 
 _MOBILE = re.compile(r"1[3-9]\d{9}")
+_CORRECTION = re.compile(
+    r"(不对|不是|错了|说错了|应该是|更正|sorry|actually|i mean|no,? it's)[，,\s]*(是|is|it's|it is)?[，,\s]*$"
+)
 _LANDLINE = re.compile(r"010\d{8}")
 
 
@@ -83,7 +87,9 @@ def extract_callback(call: Call, done: Mapping[str, Extraction]) -> Extraction:
             continue
         start_call, _ = view.span(run.start, run.end)
         near_cue = any(0 <= start_call - e <= 12 for e in cue_ends)
-        score = (2.0 if near_cue else 1.0) + (0.5 if rule.endswith("mobile") else 0.0) - run.start * 1e-6
+        corrected = bool(_CORRECTION.search(folded[max(0, run.start - 14):run.start]))
+        score = (2.0 if near_cue else 1.0) + (2.5 if corrected else 0.0) \
+            + (0.5 if rule.endswith("mobile") else 0.0) - run.start * 1e-6
         if best is None or score > best[0]:
             best = (score, number, rule, run)
     if best is not None:

@@ -99,3 +99,15 @@ def test_english_name_answering_the_agent() -> None:
 def test_agent_greeting_does_not_give_a_surname() -> None:
     draft = ticket_of(("agent", "您好，我是王女士，请问有什么可以帮您"), ("caller", "我们小区停电了"))
     assert draft.caller_surname is None
+
+
+def test_agent_read_back_in_mono_is_skipped_and_a_correction_wins() -> None:
+    draft = ticket_of(("mixed", "我姓王，电话一三九一一零二三四五七"),
+                      ("mixed", "您的电话是一三九一一零二三四五七对吗？"),
+                      ("mixed", "不对，是一三九一一零二三四五六"))
+    assert draft.callback_number == "13911023456"
+
+
+def test_english_correction() -> None:
+    draft = ticket_of("My number is 555-201-3344, sorry, it's 555-201-3345.")
+    assert draft.callback_number == "5552013345"
