@@ -125,12 +125,15 @@ def _filter_hits(raw: Iterable[Hit], folded: str, roles: Roles, rules: Rules) ->
         if h.cue.negatable and _negated_by_prefix(folded, h, rules):
             continue
         kept.append(h)
-    # a cue strictly inside a longer cue of the same kind says nothing more
+    # a cue strictly inside a longer cue of the same kind says nothing more (one sweep by start)
     out = []
-    for h in kept:
-        if any(o is not h and o.cue.kind == h.cue.kind and o.start <= h.start and h.end <= o.end
-               and (o.end - o.start) > (h.end - h.start) for o in kept):
+    widest: dict[str, tuple[int, int]] = {}
+    for h in sorted(kept, key=lambda h: (h.start, -h.end)):
+        span = widest.get(h.cue.kind)
+        if span is not None and span[1] >= h.end and (span[0], span[1]) != (h.start, h.end):
             continue
+        if span is None or h.end > span[1]:
+            widest[h.cue.kind] = (h.start, h.end)
         out.append(h)
     out.sort(key=lambda h: (h.start, h.end))
     return tuple(out)
