@@ -91,6 +91,13 @@ def test_surname_answering_the_agent() -> None:
     assert draft.caller_surname == "孙"
 
 
+@pytest.mark.parametrize(("answer", "surname"), [("王。", "王"), ("我是王，电话一三九一一零二三四五六", "王"),
+                                               ("姓欧阳", "欧阳"), ("嗯，赵先生", "赵"), ("不方便说", None)])
+def test_short_answers_to_the_name_question(answer: str, surname: str | None) -> None:
+    draft = ticket_of(("agent", "请问您怎么称呼？"), ("caller", answer))
+    assert draft.caller_surname == surname
+
+
 def test_english_name_answering_the_agent() -> None:
     draft = ticket_of(("agent", "Can I have your name please?"), ("caller", "Maria Lopez."))
     assert draft.caller_surname == "Lopez"
