@@ -64,6 +64,7 @@ VULNERABLE = [
     ("我儿子今年要上小学，想问一下入学的事", ["child"]),
     ("我儿子三十多了，在公司被拖欠工资", []),
     ("楼下饭店油烟太大了", []),
+    ("小区广场舞的大妈们音响开得太大了", []),
     ("家裡有個剛出生的嬰兒", ["child"]),
     ("My 80-year-old mother lives alone", ["elderly"]),
     ("My mother is eighty one and it's freezing", ["elderly"]),
