@@ -11,7 +11,8 @@ Candidates are the digit strings of the caller's speech (``numbers.digit_runs``,
 A number the caller gives as a correction ("不对，是…", "sorry, it's …") wins; then one right after a
 phone cue ("电话", "手机", "number", "reach me"); otherwise the first valid one. A digit string of 7+
 digits that validates as nothing is returned only if nothing else was found, with low confidence and a
-review flag. The agent reading the number back is ignored.
+review flag; so is a valid number cut out of a longer digit string (a digit may have been misheard).
+The agent reading the number back is ignored.
 
 Limits: two numbers ("my cell … or my work …") give the first; digits misheard by ASR are not repaired.
 
@@ -96,6 +97,10 @@ def extract_callback(call: Call, done: Mapping[str, Extraction]) -> Extraction:
         _, number, rule, run = best
         s, e = view.span(run.start, run.end)
         confidence = {"callback:nanp_possible": 0.8, "callback:beijing_landline_local": 0.7}.get(rule, 0.95)
+        digits = run.digits.removeprefix("0086").removeprefix("86") if len(run.digits) > 11 else run.digits
+        if len(digits) > len(number) + (1 if rule == "callback:nanp" else 0):
+            # more digits were said than the number has: a digit may have been misheard, let a person check
+            rule, confidence = rule + ":extra_digits", 0.6
         return Extraction("callback_number", number, evidence=(call.evidence(rule, s, e),),
                           confidence=confidence, review=confidence < 0.75)
     if fallback is not None:

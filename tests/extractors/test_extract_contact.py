@@ -37,6 +37,12 @@ def test_agent_reading_back_a_number_is_not_the_callback() -> None:
     assert draft.callback_number == "13911023456"
 
 
+def test_a_number_cut_from_a_longer_digit_string_is_flagged() -> None:
+    draft = ticket_of("电话是189-01-202-03-04")
+    assert draft.callback_number == "18901202030"
+    assert "callback_number" in draft.needs_review
+
+
 def test_no_number_is_none_and_flagged() -> None:
     draft = ticket_of("我们小区停水了")
     assert draft.callback_number is None
