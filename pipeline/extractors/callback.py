@@ -98,7 +98,7 @@ def extract_callback(call: Call, done: Mapping[str, Extraction]) -> Extraction:
         s, e = view.span(run.start, run.end)
         confidence = {"callback:nanp_possible": 0.8, "callback:beijing_landline_local": 0.7}.get(rule, 0.95)
         digits = run.digits.removeprefix("0086").removeprefix("86") if len(run.digits) > 11 else run.digits
-        if len(digits) > len(number) + (1 if rule == "callback:nanp" else 0):
+        if len(digits) > len(number) + (1 if rule.startswith("callback:nanp") else 0):
             # more digits were said than the number has: a digit may have been misheard, let a person check
             rule, confidence = rule + ":extra_digits", 0.6
         return Extraction("callback_number", number, evidence=(call.evidence(rule, s, e),),

@@ -124,3 +124,11 @@ def test_agent_read_back_in_mono_is_skipped_and_a_correction_wins() -> None:
 def test_english_correction() -> None:
     draft = ticket_of("My number is 555-201-3344, sorry, it's 555-201-3345.")
     assert draft.callback_number == "5552013345"
+
+
+@pytest.mark.parametrize(("sentence", "number"), [("call me at 1-555-876-5432", "5558765432"),
+                                                  ("电话是+86 139 1102 3456", "13911023456")])
+def test_country_codes_are_not_extra_digits(sentence: str, number: str) -> None:
+    draft = ticket_of(sentence)
+    assert draft.callback_number == number
+    assert "callback_number" not in draft.needs_review
