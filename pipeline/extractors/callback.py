@@ -37,8 +37,30 @@ _CORRECTION = re.compile(
 _LANDLINE = re.compile(r"010\d{8}")
 
 
+def _nanp(digits: str) -> tuple[str | None, str]:
+    nanp = digits[1:] if len(digits) == 11 and digits[0] == "1" else digits
+    if len(nanp) != 10 or nanp[0] not in "23456789":
+        return None, ""
+    try:
+        parsed = phonenumbers.parse(nanp, "US")
+    except phonenumbers.NumberParseException:
+        return None, ""
+    if phonenumbers.is_valid_number(parsed):
+        return nanp, "callback:nanp"
+    if phonenumbers.is_possible_number(parsed):
+        return nanp, "callback:nanp_possible"
+    return None, ""
+
+
 def validate_number(digits: str, language: str) -> tuple[str | None, str]:
-    """``(normalised digits, rule)`` of the first valid phone inside ``digits``; ``(None, "")`` if none."""
+    """``(normalised digits, rule)`` of the first valid phone inside ``digits``; ``(None, "")`` if none.
+
+    English calls try a North American number first ("1-555-…" is not a Chinese 155 mobile).
+    """
+    if language == "en":
+        number, rule = _nanp(digits)
+        if number:
+            return number, rule
     if digits.startswith("0086"):
         digits = digits[4:]
     elif digits.startswith("86") and len(digits) in (13, 12):
@@ -54,17 +76,8 @@ def validate_number(digits: str, language: str) -> tuple[str | None, str]:
         return landline.group(), "callback:beijing_landline"
     if len(digits) == 8 and digits[0] in "2345689":
         return "010" + digits, "callback:beijing_landline_local"
-    if language == "en" or len(digits) in (10, 11):
-        nanp = digits[1:] if len(digits) == 11 and digits[0] == "1" else digits
-        if len(nanp) == 10 and nanp[0] in "23456789":
-            try:
-                parsed = phonenumbers.parse(nanp, "US")
-            except phonenumbers.NumberParseException:
-                return None, ""
-            if phonenumbers.is_valid_number(parsed):
-                return nanp, "callback:nanp"
-            if phonenumbers.is_possible_number(parsed):
-                return nanp, "callback:nanp_possible"
+    if len(digits) in (10, 11):
+        return _nanp(digits)
     return None, ""
 
 
