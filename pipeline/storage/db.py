@@ -153,7 +153,22 @@ def alembic_config(url: str) -> Any:
     return cfg
 
 
-def upgrade(settings: Settings, *, url: str | None = None, revision: str = "head") -> None:
+def script_heads() -> set[str]:
+    """The revisions a fully migrated database is at (one per branch of the shipped migrations)."""
+    from alembic.script import ScriptDirectory
+
+    return set(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
+
+
+def current_heads(engine: Engine) -> set[str]:
+    """The revisions the database behind ``engine`` is at (empty when it was never migrated)."""
+    from alembic.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return set(MigrationContext.configure(conn).get_current_heads())
+
+
+def upgrade(settings: Settings, *, url: str | None = None, revision: str = "heads") -> None:
     """Create or migrate the schema of the settings' database (or ``url``) to ``revision``.
 
     Safe when several processes start together: SQLite migrations hold a file lock next to the

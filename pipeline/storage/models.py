@@ -167,6 +167,8 @@ class TicketRow(Base):
     evidence: Mapped[dict[str, Any]] = mapped_column(JSONType)
     confidence: Mapped[dict[str, Any]] = mapped_column(JSONType)
     needs_review: Mapped[list[Any]] = mapped_column(JSONType)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    """Raised by one on every edit; ``call id + version`` names exactly what was sent onward."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
