@@ -142,7 +142,8 @@ class _BodyTooLarge(Exception):
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API for ``settings`` (default: from the environment)."""
-    from api.routers import calls, health, tickets
+    from api.auth import install_auth_handlers
+    from api.routers import calls, health, review, tickets
 
     settings = settings or Settings()
     engine = make_engine(settings)
@@ -176,8 +177,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.callintake = state
     install_error_handlers(app)
+    install_auth_handlers(app)
     app.include_router(calls.router)
     app.include_router(tickets.router)
     app.include_router(health.router)
+    app.include_router(review.router)
+    review.mount_static(app)
     app.add_middleware(UploadLimit, max_bytes=max_upload_bytes(settings) + MULTIPART_SLACK_BYTES)  # type: ignore[arg-type]
     return app

@@ -6,6 +6,7 @@
     callintake worker [--burst]             an RQ worker that loads the model once, then takes jobs
     callintake db upgrade                   create or migrate the database schema
     callintake models path                  assemble the bundled model if needed and print its directory
+    callintake keys create --role ROLE [--name NAME] | list | revoke ID    API keys (shown once)
 
 ``serve`` and ``worker`` import the API and the worker packages only when run, so that ``pipeline``
 stays usable without FastAPI or RQ.
@@ -106,6 +107,33 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline import keys
+    from pipeline.storage.db import is_sqlite, make_engine, make_session_factory, session_scope, upgrade
+
+    if is_sqlite(settings.resolved_database_url):
+        upgrade(settings)  # as the API does on start; PostgreSQL is migrated by `callintake db upgrade`
+    engine = make_engine(settings)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            if args.action == "create":
+                row, key = keys.create_key(session, role=args.role, name=args.name)
+                print(f"created key {row.id} ({row.role.value}, {row.name}); it is shown only this once:",
+                      file=sys.stderr)
+                print(key)
+            elif args.action == "list":
+                for row in keys.list_keys(session):
+                    revoked = f"revoked {row.revoked_at.isoformat()}" if row.revoked_at else "active"
+                    used = row.last_used_at.isoformat() if row.last_used_at else "never used"
+                    print(f"{row.id}  {row.role.value:10s}  {revoked:40s}  {used:32s}  {row.name}")
+            else:
+                row = keys.revoke_key(session, key_id=args.id)
+                print(f"revoked key {row.id} ({row.role.value}, {row.name})")
+    finally:
+        engine.dispose()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="callintake", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level to stderr")
@@ -139,6 +167,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="speech models")
     p.add_argument("action", choices=["path"])
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("keys", help="API keys and their roles")
+    keys_sub = p.add_subparsers(dest="action", required=True)
+    k = keys_sub.add_parser("create", help="create a key and print it (once)")
+    k.add_argument("--role", required=True, choices=["uploader", "operator", "supervisor"])
+    k.add_argument("--name", default=None, help="who or what uses it (shown in the audit trail)")
+    keys_sub.add_parser("list", help="every key: id, role, status, last use, name")
+    k = keys_sub.add_parser("revoke", help="revoke a key by id")
+    k.add_argument("id")
+    p.set_defaults(func=cmd_keys)
     return parser
 
 

@@ -130,3 +130,37 @@ def service_env(settings: Settings, model_cache: Path) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
     })
     return env
+
+
+# ------------------------------------------------------------------------------------------- API keys
+KEY_ROLES = ("uploader", "operator", "supervisor")
+
+
+def create_api_keys(settings: Settings, *, label: str = "test") -> dict[str, str]:
+    """One fresh API key per role in the settings' database: ``{"uploader": "ck_…", ...}``."""
+    from pipeline import keys
+    from pipeline.storage.db import make_engine, make_session_factory, session_scope
+
+    engine = make_engine(settings)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            return {role: keys.create_key(session, role=role, name=f"{label} {role}")[1] for role in KEY_ROLES}
+    finally:
+        engine.dispose()
+
+
+def bearer(key: str) -> dict[str, str]:
+    """The header that presents an API key."""
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def api_keys(settings: Settings) -> dict[str, str]:
+    """A real key of each role (``uploader``, ``operator``, ``supervisor``) in the test's database."""
+    return create_api_keys(settings)
+
+
+@pytest.fixture
+def auth(api_keys: dict[str, str]) -> dict[str, dict[str, str]]:
+    """``auth["operator"]`` is the ``Authorization`` header of the operator key, and so on."""
+    return {role: bearer(key) for role, key in api_keys.items()}

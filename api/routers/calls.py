@@ -6,11 +6,12 @@ import logging
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, Query, Response, UploadFile
 
 from api.app import ApiState, State
+from api.auth import Principal, Role, Uploader, require_role
 from api.schemas import CallAccepted, CallList, CallRead, CallSummary, ErrorRead, TranscriptRead
-from pipeline.errors import PipelineError
+from pipeline.errors import NotFound, PipelineError
 from pipeline.service import CallMetadata, IngestResult, ingest_upload, process_call
 from pipeline.storage import audio_store, repo
 from pipeline.storage.db import session_scope
@@ -19,6 +20,9 @@ from pipeline.storage.models import CallStatus
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["calls"])
+
+#: uploaders read the calls they uploaded; reviewers and supervisors read every call
+CallReader = Annotated[Principal, Depends(require_role(Role.UPLOADER, Role.OPERATOR))]
 
 UPLOAD_ERRORS: dict[int | str, dict[str, object]] = {
     400: {"model": ErrorRead, "description": "Empty upload"},
@@ -37,6 +41,7 @@ UPLOAD_ERRORS: dict[int | str, dict[str, object]] = {
 )
 def create_call(
     state: State,
+    principal: Uploader,
     response: Response,
     background: BackgroundTasks,
     file: Annotated[UploadFile, File(description="The recording (wav, mp3, flac, ogg, m4a, amr)")],
@@ -55,6 +60,9 @@ def create_call(
         filename=file.filename, content_type=file.content_type,
         metadata=CallMetadata(caller_number=caller_number, line=line, agent_id=agent_id, received_at=received_at),
     )
+    if result.created:
+        with session_scope(state.session_factory) as session:
+            repo.set_call_uploader(session, call_id=result.call_id, key_id=principal.key_id)
     if result.status is CallStatus.QUEUED:
         _start(state, result, background)
     response.status_code = 202 if result.created else 200
@@ -81,12 +89,14 @@ def _process_inline(state: ApiState, call_id: str) -> None:
 @router.get("/calls", response_model=CallList, summary="List calls, newest first")
 def list_calls(
     state: State,
+    principal: CallReader,
     status: CallStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=repo.MAX_PAGE)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> CallList:
     with session_scope(state.session_factory) as session:
-        rows, total = repo.list_calls(session, status=status, limit=limit, offset=offset)
+        rows, total = repo.list_calls(session, status=status, limit=limit, offset=offset,
+                                      uploaded_by_key_id=_own_only(principal))
         items = [CallSummary.model_validate(row) for row in rows]
     return CallList(items=items, total=total, limit=limit, offset=offset)
 
@@ -95,12 +105,19 @@ def list_calls(
     "/calls/{call_id}", response_model=CallRead, responses={404: {"model": ErrorRead}},
     summary="A call: status, failure reason, transcript when done, ticket id",
 )
-def read_call(call_id: str, state: State) -> CallRead:
+def read_call(call_id: str, state: State, principal: CallReader) -> CallRead:
     with session_scope(state.session_factory) as session:
         call = repo.get_call(session, call_id=call_id)
+        if _own_only(principal) not in (None, call.uploaded_by_key_id):
+            raise NotFound(f"no call with id {call_id!r}")  # another uploader's call is not theirs to see
         transcript = repo.find_current_transcript(session, call_id=call_id)
         ticket = repo.find_current_ticket(session, call_id=call_id)
         out = CallRead.model_validate(call)
         out.transcript = TranscriptRead.model_validate(transcript) if transcript else None
         out.ticket_id = ticket.id if ticket else None
     return out
+
+
+def _own_only(principal: Principal) -> str | None:
+    """The key whose calls an uploader may see; ``None`` (every call) for reviewers and supervisors."""
+    return principal.key_id if principal.role is Role.UPLOADER else None

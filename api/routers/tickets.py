@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from api.app import State
+from api.auth import Role, require_role
 from api.schemas import ErrorRead, TicketList, TicketRead, TicketSummary
 from pipeline.storage import repo
 from pipeline.storage.db import session_scope
 from pipeline.ticket import TicketStatus
 
-router = APIRouter(tags=["tickets"])
+router = APIRouter(tags=["tickets"], dependencies=[Depends(require_role(Role.OPERATOR))])
 
 
 @router.get("/tickets", response_model=TicketList, summary="List tickets, newest first")

@@ -107,6 +107,9 @@ class CallRow(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # review (migration 0004)
+    uploaded_by_key_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    """The API key the call was uploaded with; an uploader key reads only its own calls."""
 
     transcripts: Mapped[list[TranscriptRow]] = relationship(
         back_populates="call", order_by="TranscriptRow.created_at", cascade="all, delete-orphan"
@@ -171,8 +174,16 @@ class TicketRow(Base):
     """Raised by one on every edit; ``call id + version`` names exactly what was sent onward."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # review (migration 0004): the last approval or rejection
+    reviewed_at: Mapped[datetime | None] = mapped_column()
+    reviewed_by: Mapped[str | None] = mapped_column(String(100))
+    review_reason: Mapped[str | None] = mapped_column(Text)
 
     call: Mapped[CallRow] = relationship(back_populates="tickets")
 
     def __repr__(self) -> str:
         return f"TicketRow(id={self.id!r}, call_id={self.call_id!r}, status={self.status.value!r})"
+
+
+# the review tables share Base; importing them here keeps the metadata complete
+from pipeline.storage import review_models as _review_models  # noqa: E402, F401

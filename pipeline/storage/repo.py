@@ -61,13 +61,27 @@ def add_call(
 
 
 def list_calls(
-    session: Session, *, status: CallStatus | None = None, limit: int = 50, offset: int = 0
+    session: Session, *, status: CallStatus | None = None, limit: int = 50, offset: int = 0,
+    uploaded_by_key_id: str | None = None,
 ) -> tuple[list[CallRow], int]:
-    """Calls newest first (by received time), one page, and the total that match."""
+    """Calls newest first (by received time), one page, and the total that match.
+
+    ``uploaded_by_key_id`` keeps only the calls uploaded with that API key.
+    """
     query = select(CallRow)
     if status is not None:
         query = query.where(CallRow.status == status)
+    if uploaded_by_key_id is not None:
+        query = query.where(CallRow.uploaded_by_key_id == uploaded_by_key_id)
     return _page(session, query.order_by(CallRow.received_at.desc(), CallRow.id), limit=limit, offset=offset)
+
+
+def set_call_uploader(session: Session, *, call_id: str, key_id: str) -> CallRow:
+    """Record the API key a new call was uploaded with (the first uploader keeps it)."""
+    call = get_call(session, call_id=call_id)
+    if call.uploaded_by_key_id is None:
+        call.uploaded_by_key_id = key_id
+    return call
 
 
 def set_call_status(

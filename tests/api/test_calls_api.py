@@ -27,8 +27,9 @@ def rq_settings(settings: Settings, redis_url: str) -> Iterator[Settings]:
 
 
 @pytest.fixture
-def client(rq_settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(rq_settings)) as c:
+def client(rq_settings: Settings, auth: dict[str, dict[str, str]]) -> Iterator[TestClient]:
+    """The app; requests carry the uploader's key unless a test sends another."""
+    with TestClient(create_app(rq_settings), headers=auth["uploader"]) as c:
         yield c
 
 
@@ -53,7 +54,7 @@ def test_upload_is_stored_queued_once_and_readable(client: TestClient, rq_settin
     jobs = _queued_job_ids(rq_settings)
     assert len(jobs) == 1 and jobs[0].startswith(f"intake-{call_id}-")
 
-    call = client.get(f"/calls/{call_id}").json()
+    call = client.get(f"/calls/{call_id}").json()  # the uploader reads its own call
     assert call["status"] == "queued" and call["transcript"] is None and call["ticket_id"] is None
     assert call["caller_number"] == "13700001111" and call["line"] == "L2"
     assert datetime.fromisoformat(call["received_at"]) == datetime(2026, 6, 1, 2, 15, tzinfo=UTC)
@@ -96,11 +97,11 @@ def test_truncated_wav_is_accepted_for_the_worker(client: TestClient, tmp_path: 
 
 
 @pytest.fixture
-def small_limit_client(rq_settings: Settings) -> Iterator[TestClient]:
+def small_limit_client(rq_settings: Settings, auth: dict[str, dict[str, str]]) -> Iterator[TestClient]:
     small = rq_settings.model_copy(
         update={"audio": rq_settings.audio.model_copy(update={"max_upload_mb": 0.05})}
     )
-    with TestClient(create_app(small)) as c:
+    with TestClient(create_app(small), headers=auth["uploader"]) as c:
         yield c
 
 
@@ -133,14 +134,16 @@ def test_over_the_limit_is_413_when_streamed_without_a_length(small_limit_client
     assert small_limit_client.get("/calls").json()["total"] == 0
 
 
-def test_unknown_ids_are_404(client: TestClient) -> None:
+def test_unknown_ids_are_404(client: TestClient, auth: dict[str, dict[str, str]]) -> None:
     for path in ("/calls/0123456789abcdef", "/tickets/0123456789abcdef"):
-        response = client.get(path)
+        response = client.get(path, headers=auth["operator"])
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "not_found"
 
 
-def test_tickets_are_filtered_and_paged(client: TestClient, rq_settings: Settings) -> None:
+def test_tickets_are_filtered_and_paged(client: TestClient, rq_settings: Settings,
+                                        auth: dict[str, dict[str, str]]) -> None:
+    client.headers.update(auth["operator"])
     engine = make_engine(rq_settings)
     factory = make_session_factory(engine)
     base = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
@@ -171,10 +174,11 @@ def test_tickets_are_filtered_and_paged(client: TestClient, rq_settings: Setting
     assert {"evidence", "confidence", "needs_review", "vulnerable", "callback_number"} <= set(ticket)
 
 
-def test_database_unreachable_is_503_never_500(rq_settings: Settings, tmp_path: Path) -> None:
+def test_database_unreachable_is_503_never_500(rq_settings: Settings, tmp_path: Path,
+                                               auth: dict[str, dict[str, str]]) -> None:
     down = rq_settings.model_copy(update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:1/none"})
     wav = make_tone_wav(tmp_path / "c.wav", freq=900).read_bytes()
-    with TestClient(create_app(down), raise_server_exceptions=False) as c:
+    with TestClient(create_app(down), raise_server_exceptions=False, headers=auth["supervisor"]) as c:
         for response in (c.get("/calls"), c.get("/tickets"), c.get("/calls/abc"),
                          c.post("/calls", files={"file": ("c.wav", wav, "audio/wav")})):
             assert response.status_code == 503, response.text
@@ -184,10 +188,11 @@ def test_database_unreachable_is_503_never_500(rq_settings: Settings, tmp_path: 
         assert health.status_code == 503 and health.json()["queue"] == "ok"
 
 
-def test_queue_unreachable_is_503_and_the_call_is_kept(settings: Settings, tmp_path: Path) -> None:
+def test_queue_unreachable_is_503_and_the_call_is_kept(settings: Settings, tmp_path: Path,
+                                                       auth: dict[str, dict[str, str]]) -> None:
     down = settings.model_copy(update={"queue_mode": "rq", "redis_url": "redis://127.0.0.1:1/0"})
     wav = make_tone_wav(tmp_path / "c.wav", freq=1000).read_bytes()
-    with TestClient(create_app(down), raise_server_exceptions=False) as c:
+    with TestClient(create_app(down), raise_server_exceptions=False, headers=auth["uploader"]) as c:
         response = c.post("/calls", files={"file": ("c.wav", wav, "audio/wav")})
         assert response.status_code == 503 and response.json()["error"]["code"] == "storage_unavailable"
         assert c.get("/calls").json()["total"] == 1
@@ -202,12 +207,13 @@ def test_openapi_documents_the_routes(client: TestClient) -> None:
 
 @pytest.mark.model
 def test_inline_mode_processes_the_upload_in_the_api(settings: Settings, model_cache_dir: Path,
-                                                     sample_calls: list[Path]) -> None:
+                                                     sample_calls: list[Path],
+                                                     auth: dict[str, dict[str, str]]) -> None:
     inline = settings.model_copy(update={
         "queue_mode": "inline", "asr": settings.asr.model_copy(update={"model_cache_dir": model_cache_dir}),
     })
     sample = sample_calls[0]
-    with TestClient(create_app(inline)) as c:
+    with TestClient(create_app(inline), headers=auth["supervisor"]) as c:
         response = c.post("/calls", files={"file": (sample.name, sample.read_bytes())})
         assert response.status_code == 202
         assert c.get("/health").json()["queue"] == "inline"

@@ -68,9 +68,20 @@ def live(settings: Settings, redis_url: str, model_cache_dir: Path, tmp_path: Pa
         redis.Redis.from_url(redis_url).flushdb()
 
 
+def _create_key(env: dict, role: str, cwd: Path) -> str:
+    """A key made the way an administrator makes one: ``callintake keys create``."""
+    made = subprocess.run([sys.executable, "-m", "pipeline.cli", "keys", "create", "--role", role, "--name",
+                           f"e2e {role}"], env=env, capture_output=True, text=True, timeout=60, cwd=cwd)
+    assert made.returncode == 0, made.stderr
+    return made.stdout.strip()
+
+
 def test_upload_to_ticket_through_the_real_services(live: tuple[str, dict], tmp_path: Path) -> None:
     base, env = live
-    with httpx.Client(base_url=base, timeout=30) as http:
+    uploader = {"Authorization": f"Bearer {_create_key(env, 'uploader', tmp_path)}"}
+    operator = {"Authorization": f"Bearer {_create_key(env, 'operator', tmp_path)}"}
+    with httpx.Client(base_url=base, timeout=30, headers=uploader) as http:
+        assert http.post("/calls", files={"file": ("x.wav", b"RIFF")}, headers={"Authorization": ""}).status_code == 401
         with SAMPLE.open("rb") as audio:
             created = http.post("/calls", files={"file": (SAMPLE.name, audio, "audio/wav")},
                                 data={"line": "12345-7", "received_at": "2026-01-12T09:40:00+08:00"})
@@ -96,6 +107,8 @@ def test_upload_to_ticket_through_the_real_services(live: tuple[str, dict], tmp_
         assert transcript["options"]  # how it was made is kept with it
         assert call["ticket_id"]
 
+        assert http.get(f"/tickets/{call['ticket_id']}").status_code == 403  # uploaders do not review
+        http.headers.update(operator)
         ticket = http.get(f"/tickets/{call['ticket_id']}")
         assert ticket.status_code == 200
         ticket = ticket.json()
@@ -108,6 +121,7 @@ def test_upload_to_ticket_through_the_real_services(live: tuple[str, dict], tmp_
         listed = http.get("/tickets", params={"call_id": call_id}).json()
         assert [t["id"] for t in listed["items"]] == [ticket["id"]]
 
+        http.headers.update(uploader)
         failed = http.get(f"/calls/{broken.json()['call_id']}").json()
         assert failed["status"] == "failed" and failed["error_stage"] == "decode"
         assert failed["error_reason"] and failed["ticket_id"] is None
