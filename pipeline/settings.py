@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -69,6 +69,54 @@ class AudioSettings(BaseModel):
         return value
 
 
+class DispatchSettings(BaseModel):
+    """Where approved tickets go onward, and how hard to try."""
+
+    connector: Literal["none", "webhook", "zammad"] = "none"
+    """``webhook`` posts signed JSON to ``url``; ``zammad`` creates tickets through Zammad's REST API at
+    ``url``; ``none`` keeps approved tickets here (a dispatch attempt fails with a readable reason)."""
+
+    url: str = ""
+    """The webhook's URL, or Zammad's base URL (``https://helpdesk.example.org``)."""
+
+    secret: SecretStr = SecretStr("")
+    """Webhook: the shared secret the ``X-Callintake-Signature`` HMAC-SHA256 is made with."""
+
+    token: SecretStr = SecretStr("")
+    """Zammad: an access token (``Authorization: Token token=…``) with ``ticket.agent`` permission."""
+
+    timeout_s: float = 10.0
+    """Seconds to wait for the connection and for each read of the answer."""
+
+    retry_intervals: list[int] = Field(default_factory=lambda: [10, 60, 300, 900, 3600])
+    """Seconds before each retry after a transient failure (timeout, connection refused, 5xx, 429);
+    one retry per entry, then the dispatch is marked failed. A ``Retry-After`` longer than the
+    interval is honoured, up to ``max_retry_after_s``."""
+
+    max_retry_after_s: int = 3600
+    """The longest ``Retry-After`` that is honoured; longer ones are cut to this."""
+
+    audio_base_url: str = ""
+    """Public prefix for links to recordings (``https://intake.example.org/audio``); the payload's
+    ``audio.url`` is this plus the stored path. Empty: only the path relative to the data directory."""
+
+    zammad_group: str = "Users"
+    """Zammad: the group new tickets go to."""
+
+    zammad_customer: str = ""
+    """Zammad: the customer of new tickets, an id or ``guess:<email>``; empty leaves it to Zammad."""
+
+    zammad_max_attachment_mb: float = 20.0
+    """Zammad: recordings larger than this are linked in the article instead of attached."""
+
+    @field_validator("retry_intervals")
+    @classmethod
+    def _non_negative(cls, value: list[int]) -> list[int]:
+        if any(v < 0 for v in value):
+            raise ValueError("retry intervals must be 0 or more seconds")
+        return value
+
+
 class Settings(BaseSettings):
     """Everything configurable, with defaults that run on one machine with no services."""
 
@@ -94,6 +142,7 @@ class Settings(BaseSettings):
 
     asr: AsrSettings = Field(default_factory=AsrSettings)
     audio: AudioSettings = Field(default_factory=AudioSettings)
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
 
     @property
     def resolved_database_url(self) -> str:

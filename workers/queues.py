@@ -119,3 +119,48 @@ def enqueue_call(connection: Redis, *, call_id: str, duration_s: float | None = 
         raise StorageUnavailable(f"job queue unavailable: {exc}") from exc
     logger.info("call %s: enqueued as %s (timeout %d s)", call_id, jid, job_timeout(duration_s))
     return jid
+
+
+#: a dispatch job sends one HTTP request or two, with their own timeouts; this only stops a stuck one
+DISPATCH_TIMEOUT_S = 300
+#: job states in which a dispatch job is still going to run (``enqueue_dispatch(again=True)`` leaves these)
+_LIVE_STATES = ("queued", "started", "scheduled", "deferred")
+
+
+def enqueue_dispatch(connection: Redis, *, ticket_id: str, version: int, again: bool = False) -> str:
+    """Put one version of an approved ticket on the ``dispatch`` queue and return the job id.
+
+    The job id comes from the ticket id, the stage and the version, so enqueueing the same version
+    twice (a double click on approve) makes one job and returns its id. An edited and re-approved
+    ticket is a new version and a new job. With ``again`` (a supervisor's retry after a failure) a
+    finished or failed job of that id is replaced by a new one; one still queued or running is left.
+    Transient send failures are retried by the job itself on the intervals of the settings
+    (``CALLINTAKE_DISPATCH__RETRY_INTERVALS``); the retry policy here covers crashes (database away).
+    Raises ``StorageUnavailable`` when Redis cannot be reached.
+    """
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    from workers.dispatch_jobs import dispatch_ticket_job
+
+    jid = job_id(ticket_id, DISPATCH, str(int(version)))
+    try:
+        if again:
+            try:
+                old = Job.fetch(jid, connection=connection)
+            except NoSuchJobError:
+                old = None
+            if old is not None and old.get_status(refresh=True) not in _LIVE_STATES:
+                old.delete()
+        get_queue(connection, DISPATCH).enqueue(
+            dispatch_ticket_job, ticket_id, int(version), job_id=jid, retry=retry_policy(),
+            job_timeout=DISPATCH_TIMEOUT_S, result_ttl=RESULT_TTL,
+            description=f"dispatch ticket {ticket_id} v{int(version)}", unique=True,
+        )
+    except DuplicateJobError:
+        logger.info("ticket %s: dispatch job %s already in the queue", ticket_id, jid)
+        return jid
+    except RedisError as exc:
+        raise StorageUnavailable(f"job queue unavailable: {exc}") from exc
+    logger.info("ticket %s: version %d enqueued for dispatch as %s", ticket_id, int(version), jid)
+    return jid

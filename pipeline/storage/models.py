@@ -187,3 +187,7 @@ class TicketRow(Base):
 
 # the review tables share Base; importing them here keeps the metadata complete
 from pipeline.storage import review_models as _review_models  # noqa: E402, F401
+
+
+# the dispatch and follow-up tables share Base too; imported for complete metadata
+from pipeline.storage import dispatch_models as _dispatch_models  # noqa: E402, F401
