@@ -13,7 +13,7 @@ import redis
 from pydantic import SecretStr
 from rq import Queue, SimpleWorker
 from rq.job import Job
-from support.ticket_server import TicketServer, ticket_server  # noqa: F401
+from support.ticket_server import TicketServer, ticket_server_fixture  # noqa: F401
 from support.tickets import edit_ticket, make_ticket
 
 from pipeline.dispatch.service import dispatch_ticket, list_dispatches
@@ -31,7 +31,7 @@ SECRET = "whsec-3c1f0e"
 
 
 @pytest.fixture
-def hook_settings(settings: Settings, ticket_server: TicketServer) -> Settings:  # noqa: F811
+def hook_settings(settings: Settings, ticket_server: TicketServer) -> Settings:
     return settings.model_copy(update={"dispatch": DispatchSettings(
         connector="webhook", url=f"{ticket_server.url}/hooks/tickets", secret=SecretStr(SECRET), timeout_s=0.5,
         retry_intervals=[0, 0, 0], audio_base_url="https://intake.example.org/audio",
@@ -75,7 +75,7 @@ def _work(conn, settings: Settings, factory) -> None:
 
 
 def test_delivery_is_signed_complete_and_marks_the_ticket_dispatched(
-        hook_settings: Settings, factory, ticket_server: TicketServer, tmp_path: Path) -> None:  # noqa: F811
+        hook_settings: Settings, factory, ticket_server: TicketServer, tmp_path: Path) -> None:
     call_id, ticket_id = make_ticket(hook_settings, factory, tmp_path)
 
     outcome = dispatch_ticket(hook_settings, session_factory=factory, ticket_id=ticket_id)
@@ -112,7 +112,7 @@ def test_delivery_is_signed_complete_and_marks_the_ticket_dispatched(
 
 
 def test_a_version_keeps_its_idempotency_key_and_is_not_sent_again(
-        hook_settings: Settings, factory, ticket_server: TicketServer, tmp_path: Path) -> None:  # noqa: F811
+        hook_settings: Settings, factory, ticket_server: TicketServer, tmp_path: Path) -> None:
     _, ticket_id = make_ticket(hook_settings, factory, tmp_path)
     ticket_server.lose_next(1, seconds=2.0)  # received and kept, but the answer never arrives in time
 
@@ -145,7 +145,7 @@ def test_a_version_keeps_its_idempotency_key_and_is_not_sent_again(
 
 @pytest.mark.redis
 def test_two_503s_then_success_through_a_worker_is_one_delivery(
-        hook_settings: Settings, factory, ticket_server: TicketServer, rq_conn, tmp_path: Path) -> None:  # noqa: F811
+        hook_settings: Settings, factory, ticket_server: TicketServer, rq_conn, tmp_path: Path) -> None:
     _, ticket_id = make_ticket(hook_settings, factory, tmp_path)
     ticket_server.fail_next(2, status=503)
 
@@ -164,7 +164,7 @@ def test_two_503s_then_success_through_a_worker_is_one_delivery(
 
 @pytest.mark.redis
 def test_a_hanging_receiver_times_out_and_the_job_tries_again(
-        hook_settings: Settings, factory, ticket_server: TicketServer, rq_conn, tmp_path: Path) -> None:  # noqa: F811
+        hook_settings: Settings, factory, ticket_server: TicketServer, rq_conn, tmp_path: Path) -> None:
     _, ticket_id = make_ticket(hook_settings, factory, tmp_path)
     ticket_server.hang_next(1, seconds=3.0)
 
@@ -179,7 +179,7 @@ def test_a_hanging_receiver_times_out_and_the_job_tries_again(
 
 @pytest.mark.redis
 def test_a_refusal_is_recorded_on_the_ticket_and_not_retried(
-        hook_settings: Settings, factory, ticket_server: TicketServer, rq_conn, tmp_path: Path) -> None:  # noqa: F811
+        hook_settings: Settings, factory, ticket_server: TicketServer, rq_conn, tmp_path: Path) -> None:
     _, ticket_id = make_ticket(hook_settings, factory, tmp_path)
     ticket_server.fail_next(1, status=400, body="department 朝阳区城市管理委员会 is not known here")
 
@@ -197,7 +197,7 @@ def test_a_refusal_is_recorded_on_the_ticket_and_not_retried(
 
 @pytest.mark.redis
 def test_out_of_retries_the_dispatch_is_failed_with_the_last_reason(
-        hook_settings: Settings, factory, ticket_server: TicketServer, rq_conn, tmp_path: Path) -> None:  # noqa: F811
+        hook_settings: Settings, factory, ticket_server: TicketServer, rq_conn, tmp_path: Path) -> None:
     _, ticket_id = make_ticket(hook_settings, factory, tmp_path)
     ticket_server.fail_next(10, status=502, body="upstream down")
 
@@ -212,7 +212,7 @@ def test_out_of_retries_the_dispatch_is_failed_with_the_last_reason(
 
 @pytest.mark.redis
 def test_retry_after_on_429_postpones_the_retry(
-        hook_settings: Settings, factory, ticket_server: TicketServer, rq_conn, tmp_path: Path) -> None:  # noqa: F811
+        hook_settings: Settings, factory, ticket_server: TicketServer, rq_conn, tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
     _, ticket_id = make_ticket(hook_settings, factory, tmp_path)
@@ -236,7 +236,7 @@ def _scheduled_at(conn, jid: str):
 
 
 def test_tickets_not_approved_are_refused_and_nothing_is_sent(
-        hook_settings: Settings, factory, ticket_server: TicketServer, tmp_path: Path) -> None:  # noqa: F811
+        hook_settings: Settings, factory, ticket_server: TicketServer, tmp_path: Path) -> None:
     _, ticket_id = make_ticket(hook_settings, factory, tmp_path, status=TicketStatus.NEEDS_REVIEW)
     with pytest.raises(Conflict, match="needs_review"):
         dispatch_ticket(hook_settings, session_factory=factory, ticket_id=ticket_id)

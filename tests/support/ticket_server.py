@@ -22,7 +22,8 @@ Usage::
         ...  # point the connector at server.url
         assert len(server.requests) == 3
 
-or the ``ticket_server`` fixture (import it into the test module).
+or the ``ticket_server`` fixture: ``from support.ticket_server import ticket_server_fixture  # noqa: F401``
+in the test module, then a ``ticket_server`` parameter.
 """
 
 from __future__ import annotations
@@ -293,8 +294,8 @@ def _int(value: str) -> int:
         return 0
 
 
-@pytest.fixture
-def ticket_server() -> Iterator[TicketServer]:
+@pytest.fixture(name="ticket_server")
+def ticket_server_fixture() -> Iterator[TicketServer]:
     """A running ``TicketServer`` on a free loopback port, stopped after the test."""
     server = TicketServer().start()
     try:
