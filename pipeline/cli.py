@@ -7,6 +7,7 @@
     callintake db upgrade                   create or migrate the database schema
     callintake models path                  assemble the bundled model if needed and print its directory
     callintake keys create --role ROLE [--name NAME] | list | revoke ID    API keys (shown once)
+    callintake dispatch [--json] [--version N] TICKET_ID   send an approved ticket onward now, in-process
 
 ``serve`` and ``worker`` import the API and the worker packages only when run, so that ``pipeline``
 stays usable without FastAPI or RQ.
@@ -134,6 +135,34 @@ def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dispatch(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.dispatch.service import dispatch_ticket
+    from pipeline.storage.db import is_sqlite, make_engine, make_session_factory, upgrade
+    from pipeline.storage.dispatch_models import DispatchStatus
+
+    if is_sqlite(settings.resolved_database_url):
+        upgrade(settings)
+    engine = make_engine(settings)
+    try:
+        outcome = dispatch_ticket(settings, session_factory=make_session_factory(engine), ticket_id=args.ticket_id,
+                                  version=args.version)
+    finally:
+        engine.dispose()
+    if args.json:
+        _print_json(outcome.to_dict())
+    elif outcome.superseded_by is not None:
+        print(f"ticket {outcome.ticket_id} v{outcome.version} was superseded by v{outcome.superseded_by}; "
+              "nothing sent")
+    elif outcome.status is DispatchStatus.SENT:
+        how = "sent" if outcome.sent_now else "already sent"
+        print(f"ticket {outcome.ticket_id} v{outcome.version} {how} to {outcome.connector}: "
+              f"{outcome.external_ref or '-'} {outcome.external_url or ''}".rstrip())
+    else:
+        print(f"ticket {outcome.ticket_id} v{outcome.version} not sent to {outcome.connector} "
+              f"(attempt {outcome.attempts}): {outcome.error}", file=sys.stderr)
+    return 0 if outcome.status is DispatchStatus.SENT or outcome.superseded_by is not None else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="callintake", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level to stderr")
@@ -177,6 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     k = keys_sub.add_parser("revoke", help="revoke a key by id")
     k.add_argument("id")
     p.set_defaults(func=cmd_keys)
+
+    p = sub.add_parser("dispatch", help="send an approved ticket to the ticket system now (one attempt)")
+    p.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    p.add_argument("--version", type=int, default=None, help="the ticket version to send (default: current)")
+    p.add_argument("ticket_id")
+    p.set_defaults(func=cmd_dispatch)
     return parser
 
 
