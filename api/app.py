@@ -178,6 +178,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.callintake = state
     install_error_handlers(app)
     install_auth_handlers(app)
+    tickets.install_handlers(app)
     app.include_router(calls.router)
     app.include_router(tickets.router)
     app.include_router(health.router)

@@ -185,7 +185,10 @@ def require_role(*roles: Role | str) -> Callable[..., Principal]:
     without valid credentials, 403 for another role (or a cookie-authenticated change without the
     CSRF token).
     """
-    wanted = tuple(Role(r) for r in roles)
+    wanted = tuple(sorted({Role(r) for r in roles}))
+    known = _dependencies.get(wanted)
+    if known is not None:  # one callable per role set, so FastAPI checks a request once per set
+        return known
 
     def dependency(
         request: Request, state: State,
@@ -199,7 +202,11 @@ def require_role(*roles: Role | str) -> Callable[..., Principal]:
         return principal
 
     dependency.__name__ = f"require_role_{'_'.join(r.value for r in wanted) or 'any'}"
+    _dependencies[wanted] = dependency
     return dependency
+
+
+_dependencies: dict[tuple[Role, ...], Callable[..., Principal]] = {}
 
 
 def _authenticate(request: Request, state: Any, credentials: HTTPAuthorizationCredentials | None) -> Principal:

@@ -95,6 +95,10 @@ class TicketSummary(BaseModel):
     summary: str
     language: str
     created_at: datetime
+    version: int = 1
+    """Raised by one on every edit."""
+    needs_review: list[str] = []
+    """Fields the rules were unsure of (an operator's edit removes a field from the list)."""
 
 
 class TicketRead(TicketSummary):
@@ -113,6 +117,18 @@ class TicketRead(TicketSummary):
     confidence: dict[str, float]
     needs_review: list[str]
     updated_at: datetime
+    reviewed_at: datetime | None = None
+    reviewed_by: str | None = None
+    review_reason: str | None = None
+    """Why the ticket was approved or rejected, when a reason was given."""
+    received_at: datetime | None = None
+    """When the call came in."""
+    audio_url: str | None = None
+    """The call's recording, playable in a browser (HTTP Range supported)."""
+    transcript: TicketTranscript | None = None
+    """The dialogue the ticket was drafted from; evidence ``start_char``/``end_char`` index its ``text``."""
+    audit: list[AuditEntry] = []
+    """Every edit, approval and rejection, oldest first."""
 
 
 class TicketList(BaseModel):
@@ -126,3 +142,73 @@ class HealthRead(BaseModel):
     status: str = Field(examples=["ok"])
     database: str
     queue: str
+
+
+class SegmentRead(BaseModel):
+    """One line of the dialogue: who spoke, when, what; ``start_char``/``end_char`` place it in ``text``."""
+
+    index: int
+    start: float
+    end: float
+    speaker: str = Field(examples=["caller"])
+    text: str
+    start_char: int
+    end_char: int
+
+
+class TicketTranscript(BaseModel):
+    id: str
+    language: str
+    text: str
+    duration_s: float
+    segments: list[SegmentRead]
+
+
+class AuditEntry(BaseModel):
+    """One change to a ticket: who, when, which field, old → new (or the approval / rejection)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime
+    actor: str
+    key_id: str | None
+    action: str = Field(examples=["edit", "approve", "reject"])
+    field: str | None
+    old_value: Any = None
+    new_value: Any = None
+    reason: str | None = None
+    version: int
+
+
+class TicketUpdate(BaseModel):
+    """The fields to change; leave out what stays. Values follow ``TICKET_SCHEMA.md`` (checked: 422 when
+    not). Empty text clears a field that may be empty (street, address…)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_type: str | None = None
+    category: str | None = Field(None, examples=["utilities.heating"])
+    urgency: str | None = None
+    due_at: datetime | None = None
+    district: str | None = Field(None, examples=["朝阳区"])
+    street: str | None = None
+    community: str | None = None
+    address: str | None = None
+    department: str | None = None
+    callback_number: str | None = Field(None, examples=["13911023456"])
+    caller_surname: str | None = None
+    vulnerable: list[str] | None = None
+    amounts: list[float] | None = None
+    summary: str | None = None
+
+
+class ReviewDecision(BaseModel):
+    """An approval (reason optional) or a rejection (reason required)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(None, max_length=1000)
+    version: int | None = Field(None, description="The version the reviewer saw; 409 when it changed since")
+
+
+TicketRead.model_rebuild()

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from pipeline.errors import Conflict, NotFound
@@ -26,6 +26,8 @@ from pipeline.ticket import Evidence, TicketDraft
 from pipeline.transcript import Segment, Transcript
 
 MAX_PAGE = 200
+#: the order tickets are worked in: most urgent first
+URGENCY_ORDER = ("emergency", "urgent", "normal")
 
 
 def get_call(session: Session, *, call_id: str) -> CallRow:
@@ -204,11 +206,16 @@ def draft_from_row(row: TicketRow, *, zone: tzinfo | None = None) -> TicketDraft
 def list_tickets(
     session: Session, *, status: TicketStatus | None = None, urgency: str | None = None,
     district: str | None = None, category: str | None = None, call_id: str | None = None,
-    limit: int = 50, offset: int = 0,
+    limit: int = 50, offset: int = 0, received_from: datetime | None = None, received_to: datetime | None = None,
+    due_from: datetime | None = None, due_to: datetime | None = None, text: str | None = None,
+    order: str = "newest",
 ) -> tuple[list[TicketRow], int]:
-    """Tickets newest first, filtered by any of the given fields, one page, and the total that match.
+    """Tickets filtered by any of the given fields, one page, and the total that match.
 
     ``category`` matches a code exactly or, ending in ``.``, a whole group (``housing.``).
+    ``received_*`` bound the call's received time and ``due_*`` the due time (from inclusive, to
+    exclusive). ``text`` finds tickets whose summary, address or transcript contains it (any case).
+    ``order``: ``newest`` first, or ``urgency`` (emergency, urgent, normal; then the earliest due).
     """
     query = select(TicketRow)
     if status is not None:
@@ -224,8 +231,36 @@ def list_tickets(
             query = query.where(TicketRow.category == category)
     if call_id:
         query = query.where(TicketRow.call_id == call_id)
-    query = query.order_by(TicketRow.created_at.desc(), TicketRow.id)
+    if received_from is not None or received_to is not None:
+        query = query.join(CallRow, CallRow.id == TicketRow.call_id)
+        if received_from is not None:
+            query = query.where(CallRow.received_at >= received_from)
+        if received_to is not None:
+            query = query.where(CallRow.received_at < received_to)
+    if due_from is not None:
+        query = query.where(TicketRow.due_at >= due_from)
+    if due_to is not None:
+        query = query.where(TicketRow.due_at < due_to)
+    if text and text.strip():
+        needle = f"%{_escape_like(text.strip().lower())}%"
+        in_transcript = select(TranscriptRow.id).where(
+            TranscriptRow.id == TicketRow.transcript_id, func.lower(TranscriptRow.text).like(needle, escape="\\")
+        ).exists()
+        query = query.where(or_(
+            func.lower(TicketRow.summary).like(needle, escape="\\"),
+            func.lower(func.coalesce(TicketRow.address, "")).like(needle, escape="\\"),
+            in_transcript,
+        ))
+    if order == "urgency":
+        rank = case(*((TicketRow.urgency == u, i) for i, u in enumerate(URGENCY_ORDER)), else_=len(URGENCY_ORDER))
+        query = query.order_by(rank, TicketRow.due_at, TicketRow.id)
+    else:
+        query = query.order_by(TicketRow.created_at.desc(), TicketRow.id)
     return _page(session, query, limit=limit, offset=offset)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _page(session: Session, query: Select[Any], *, limit: int, offset: int) -> tuple[list[Any], int]:
