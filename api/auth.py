@@ -202,6 +202,7 @@ def require_role(*roles: Role | str) -> Callable[..., Principal]:
         return principal
 
     dependency.__name__ = f"require_role_{'_'.join(r.value for r in wanted) or 'any'}"
+    dependency.roles = wanted  # type: ignore[attr-defined]  # read by the access tests and docs
     _dependencies[wanted] = dependency
     return dependency
 
