@@ -143,7 +143,7 @@ class _BodyTooLarge(Exception):
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API for ``settings`` (default: from the environment)."""
     from api.auth import install_auth_handlers
-    from api.routers import calls, health, review, tickets
+    from api.routers import calls, dispatch, followup, health, review, tickets
 
     settings = settings or Settings()
     engine = make_engine(settings)
@@ -183,6 +183,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tickets.router)
     app.include_router(health.router)
     app.include_router(review.router)
+    app.include_router(dispatch.router)
+    app.include_router(followup.router)
     review.mount_static(app)
     app.add_middleware(UploadLimit, max_bytes=max_upload_bytes(settings) + MULTIPART_SLACK_BYTES)  # type: ignore[arg-type]
     return app
