@@ -160,7 +160,7 @@ def approve_ticket(ticket_id: str, state: State, principal: Operator, background
     """Approving an approved ticket again changes nothing and queues nothing new (the dispatch job of a
     version is one job). When the queue cannot be reached the approval is not kept (503): the ticket
     stays in review rather than approved and never sent."""
-    body = body or ReviewDecision()
+    body = body or ReviewDecision(reason=None, version=None)
     with session_scope(state.session_factory) as session:
         ticket, _new = review.approve_ticket(session, ticket_id=ticket_id, actor=_actor(principal),
                                              reason=body.reason, expected_version=body.version)
