@@ -9,7 +9,7 @@ SAMPLES := $(sort $(wildcard audio_samples/*.wav audio_samples/*.mp3))
 
 ## system packages, installed when missing: ffmpeg (read by pydub and Whisper); for the tests, sox with
 ## its AMR/MP3 formats (makes telephone recordings that Debian's ffmpeg cannot encode), and Debian's chromium
-## for the browser tests of the review pages (driven by Playwright; no browser is downloaded)
+## with a Chinese font for the browser tests of the review pages (driven by Playwright; no browser is downloaded)
 system-deps:
 	@command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || \
 		{ $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg; }
@@ -17,8 +17,8 @@ system-deps:
 test-system-deps: system-deps
 	@command -v sox >/dev/null 2>&1 && dpkg -s libsox-fmt-all >/dev/null 2>&1 || \
 		{ $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sox libsox-fmt-all; }
-	@command -v chromium >/dev/null 2>&1 || \
-		{ $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@command -v chromium >/dev/null 2>&1 && dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei; }
 
 # torch first, from the CPU build (a bare `torch` requirement would pull a multi-GB CUDA build)
 $(VENV)/.installed: pyproject.toml
