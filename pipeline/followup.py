@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from pipeline.errors import Conflict
@@ -171,7 +171,7 @@ def department_stats(session: Session, *, start: datetime, end: datetime) -> lis
     f = FollowupRow
     responded = and_(f.first_outcome_at.is_not(None), f.first_outcome_at <= TicketRow.due_at)
 
-    def count_if(condition: object) -> object:
+    def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
     query = (

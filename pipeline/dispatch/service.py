@@ -108,7 +108,7 @@ def dispatch_ticket(
     from pipeline.dispatch.registry import build_connector
 
     setup_error: PermanentDispatchError | None = None
-    connector_name = settings.dispatch.connector
+    connector_name: str = settings.dispatch.connector
     if connector is None:
         try:
             connector = build_connector(settings)
