@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -196,7 +197,7 @@ def ingest_file(
 
 def process_call(
     settings: Settings, *, call_id: str, transcriber: Any, session_factory: SessionFactory,
-    force: bool = False, rules: Any = None,
+    force: bool = False, rules: Any = None, timings: dict[str, float] | None = None,
 ) -> ProcessResult:
     """Turn a stored call into a stored ticket draft: decode, transcribe, extract, store.
 
@@ -205,6 +206,9 @@ def process_call(
     (``reused=True``) and a stored transcript is reused instead of transcribing again; with ``force``
     the call is transcribed and extracted afresh (an unreviewed ticket of the same rules version is
     overwritten, a reviewed one is kept and a warning logged).
+
+    ``timings``, when given, receives the seconds spent in each stage that ran (``decode``,
+    ``transcribe``, ``extract``, ``store``), for metrics.
 
     Any ``PipelineError`` (and any unexpected exception) is recorded on the call as ``failed`` with its
     stage and reason, then raised again. ``StorageUnavailable`` is raised without recording (the
@@ -236,6 +240,7 @@ def process_call(
         transcript_id = stored_transcript.id if stored_transcript else None
 
     stage = "decode"
+    mark = time.perf_counter()
     try:
         if transcript is None:
             from pipeline.audio import decode
@@ -243,8 +248,10 @@ def process_call(
             if not audio_path.is_file():
                 raise StorageError(f"the stored audio of call {call_id} is missing ({audio_path})")
             decoded = decode(audio_path, settings.audio)
+            mark = _lap(timings, stage, mark)
             stage = "transcribe"
             transcript = transcriber.transcribe(decoded)
+            mark = _lap(timings, stage, mark)
             stage = "store"
             with session_scope(session_factory) as session:
                 row = repo.add_transcript(session, call_id=call_id, transcript=transcript)
@@ -253,11 +260,13 @@ def process_call(
                 if not call.duration_s:
                     call.duration_s = round(decoded.duration_s, 3)
                 transcript_id = row.id
+            mark = _lap(timings, stage, mark)
             logger.info("call %s: transcribed (%s, %.1f s, %d segments)", call_id, transcript.language,
                         transcript.duration, len(transcript.segments))
         stage = "extract"
         local_time = received_at.astimezone(ZoneInfo(settings.timezone))
         draft = extract_ticket(transcript, received_at=local_time, rules=rules)
+        mark = _lap(timings, stage, mark)
         stage = "store"
         with session_scope(session_factory) as session:
             try:
@@ -277,6 +286,7 @@ def process_call(
                 call_id=call_id, status=call.status, language=transcript.language, duration_s=call.duration_s,
                 transcript=transcript, ticket=draft, ticket_id=ticket_id,
             )
+        _lap(timings, stage, mark)
     except StorageUnavailable:
         raise
     except PipelineError as exc:
@@ -289,6 +299,13 @@ def process_call(
     logger.info("call %s: ticket %s drafted (%s, %s, %s)", call_id, result.ticket_id, draft.category,
                 draft.urgency, draft.district or "no district")
     return result
+
+
+def _lap(timings: dict[str, float] | None, stage: str, since: float) -> float:
+    now = time.perf_counter()
+    if timings is not None:
+        timings[stage] = timings.get(stage, 0.0) + (now - since)
+    return now
 
 
 def _record_failure(session_factory: SessionFactory, call_id: str, stage: str, reason: str) -> None:

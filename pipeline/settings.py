@@ -46,6 +46,48 @@ class AsrSettings(BaseModel):
     """Give the decoder an initial prompt with hotline and Beijing place vocabulary (Mandarin)."""
 
 
+class OpsSettings(BaseModel):
+    """Running the queue across processes and hosts: leases, reconcile, shutdown, reprocessing, logs."""
+
+    lease_ttl_s: float = 30.0
+    """How long a job's claim on a call outlives a worker that stopped renewing it (killed, host lost).
+    A running job renews its claim every third of this; a call whose claim expired is not running."""
+
+    reconcile_every_s: float = 300.0
+    """Each long-running worker tries this often to run ``reconcile`` (one at a time across hosts, under a
+    Redis lock). 0 turns the periodic run off (``callintake reconcile`` still works)."""
+
+    reconcile_grace_s: float = 60.0
+    """Calls whose status changed more recently than this are left alone by ``reconcile`` (an upload
+    may be between its database commit and its enqueue)."""
+
+    max_attempts: int = 5
+    """A call lost this many times (its worker died each time) is marked ``failed`` instead of requeued."""
+
+    shutdown_grace_s: float = 0.0
+    """After SIGTERM, how long the job in progress may go on before it is interrupted and its call
+    requeued for another worker. 0 lets it finish however long it takes."""
+
+    reprocess_batch_size: int = 500
+    """Calls per archive job when re-extracting stored transcripts (one transaction each)."""
+
+    retranscribe_batch_size: int = 2
+    """Calls per archive job when transcribing again (each runs the speech model)."""
+
+    report_dir: Path | None = None
+    """Where reprocess diff reports are written. Empty means ``<data_dir>/reports``."""
+
+    log_format: Literal["text", "json"] = "text"
+    """``json`` writes one JSON object per log line (with ``call_id`` when the line is about a call)."""
+
+    @field_validator("lease_ttl_s")
+    @classmethod
+    def _positive_lease(cls, value: float) -> float:
+        if value < 1.0:
+            raise ValueError("lease_ttl_s must be at least 1 second")
+        return value
+
+
 class AudioSettings(BaseModel):
     """What recordings are accepted and how their channels are read."""
 
@@ -141,6 +183,7 @@ class Settings(BaseSettings):
     """Time zone of the hotline, for received times and due dates shown to people."""
 
     asr: AsrSettings = Field(default_factory=AsrSettings)
+    ops: OpsSettings = Field(default_factory=OpsSettings)
     audio: AudioSettings = Field(default_factory=AudioSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
 
@@ -160,3 +203,7 @@ class Settings(BaseSettings):
     @property
     def resolved_model_cache_dir(self) -> Path:
         return self.asr.model_cache_dir or (self.data_dir / "models")
+
+    @property
+    def resolved_report_dir(self) -> Path:
+        return self.ops.report_dir or (self.data_dir / "reports")

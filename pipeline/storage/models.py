@@ -191,3 +191,6 @@ from pipeline.storage import review_models as _review_models  # noqa: E402, F401
 
 # the dispatch and follow-up tables share Base too; imported for complete metadata
 from pipeline.storage import dispatch_models as _dispatch_models  # noqa: E402, F401
+
+# the reprocess tables share Base as well; imported so that the metadata is complete
+from pipeline.storage import ops_models as _ops_models  # noqa: E402, F401
