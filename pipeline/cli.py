@@ -8,6 +8,7 @@
     callintake models path                  assemble the bundled model if needed and print its directory
     callintake keys create --role ROLE [--name NAME] | list | revoke ID    API keys (shown once)
     callintake dispatch [--json] [--version N] TICKET_ID   send an approved ticket onward now, in-process
+    callintake dispatch --lost [--grace S]       queue again approved tickets whose dispatch job was lost
 
 ``serve`` and ``worker`` import the API and the worker packages only when run, so that ``pipeline``
 stays usable without FastAPI or RQ.
@@ -140,9 +141,29 @@ def cmd_dispatch(settings: Settings, args: argparse.Namespace) -> int:
     from pipeline.storage.db import is_sqlite, make_engine, make_session_factory, upgrade
     from pipeline.storage.dispatch_models import DispatchStatus
 
+    if bool(args.lost) == bool(args.ticket_id):
+        print("callintake: give a TICKET_ID or --lost", file=sys.stderr)
+        return 2
     if is_sqlite(settings.resolved_database_url):
         upgrade(settings)
     engine = make_engine(settings)
+    if args.lost:
+        from workers.dispatch_jobs import DispatchContext, requeue_lost
+        from workers.queues import connect, ping
+
+        connection = connect(settings)
+        try:
+            ping(connection)
+            context = DispatchContext(settings=settings, session_factory=make_session_factory(engine))
+            requeued = requeue_lost(connection, context, grace_s=args.grace)
+        finally:
+            connection.close()
+            engine.dispose()
+        if args.json:
+            _print_json({"requeued": requeued})
+        else:
+            print(f"dispatch: {len(requeued)} approved ticket(s) queued again" + "".join(f"\n  {t}" for t in requeued))
+        return 0
     try:
         outcome = dispatch_ticket(settings, session_factory=make_session_factory(engine), ticket_id=args.ticket_id,
                                   version=args.version)
@@ -210,7 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dispatch", help="send an approved ticket to the ticket system now (one attempt)")
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
     p.add_argument("--version", type=int, default=None, help="the ticket version to send (default: current)")
-    p.add_argument("ticket_id")
+    p.add_argument("--lost", action="store_true",
+                   help="instead: queue again every approved ticket whose dispatch job is gone from the queue")
+    p.add_argument("--grace", type=float, default=60.0, help="with --lost: leave tickets changed this recently")
+    p.add_argument("ticket_id", nargs="?")
     p.set_defaults(func=cmd_dispatch)
     return parser
 

@@ -29,6 +29,9 @@ from pipeline.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+#: RQ job states in which a dispatch job will still run
+LIVE_STATES = ("queued", "started", "scheduled", "deferred")
+
 
 @dataclass(frozen=True)
 class DispatchContext:
@@ -107,3 +110,42 @@ def dispatch_ticket_job(ticket_id: str, version: int) -> dict[str, Any] | Retry:
                     retries_done + 1, len(intervals))
         return retry
     return outcome.to_dict()
+
+
+def requeue_lost(connection: Any, context: DispatchContext, *, grace_s: float = 60.0) -> list[str]:
+    """Queue again every approved ticket whose dispatch job is gone; returns their ticket ids.
+
+    An approved ticket whose current version was neither sent nor refused should have a dispatch job
+    queued, scheduled or running. When it has none (Redis lost its data, or the job ran out of retries
+    while the database was away), a new job is queued. Tickets changed within ``grace_s`` seconds are
+    left alone: an approval may be between its commit and its enqueue. Safe to run at any time and on
+    several hosts at once (job ids are unique per ticket version).
+    """
+    from datetime import timedelta
+
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    from pipeline.dispatch.service import find_undelivered
+    from pipeline.storage.db import session_scope
+    from pipeline.storage.models import utcnow
+    from workers import queues
+
+    settings = context.settings
+    with session_scope(context.session_factory) as session:
+        candidates = find_undelivered(session, connector=settings.dispatch.connector,
+                                      changed_before=utcnow() - timedelta(seconds=grace_s))
+    requeued = []
+    for ticket_id, version in candidates:
+        jid = queues.job_id(ticket_id, queues.DISPATCH, str(version))
+        try:
+            status = Job.fetch(jid, connection=connection).get_status(refresh=True)
+        except NoSuchJobError:
+            status = None
+        if status is not None and status in LIVE_STATES:
+            continue
+        queues.enqueue_dispatch(connection, ticket_id=ticket_id, version=version, again=True)
+        logger.warning("ticket %s: v%d had no dispatch job (%s); queued again", ticket_id, version,
+                       status or "none in the queue")
+        requeued.append(ticket_id)
+    return requeued

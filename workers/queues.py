@@ -123,8 +123,6 @@ def enqueue_call(connection: Redis, *, call_id: str, duration_s: float | None = 
 
 #: a dispatch job sends one HTTP request or two, with their own timeouts; this only stops a stuck one
 DISPATCH_TIMEOUT_S = 300
-#: job states in which a dispatch job is still going to run (``enqueue_dispatch(again=True)`` leaves these)
-_LIVE_STATES = ("queued", "started", "scheduled", "deferred")
 
 
 def enqueue_dispatch(connection: Redis, *, ticket_id: str, version: int, again: bool = False) -> str:
@@ -141,7 +139,7 @@ def enqueue_dispatch(connection: Redis, *, ticket_id: str, version: int, again: 
     from rq.exceptions import NoSuchJobError
     from rq.job import Job
 
-    from workers.dispatch_jobs import dispatch_ticket_job
+    from workers.dispatch_jobs import LIVE_STATES, dispatch_ticket_job
 
     jid = job_id(ticket_id, DISPATCH, str(int(version)))
     try:
@@ -150,7 +148,7 @@ def enqueue_dispatch(connection: Redis, *, ticket_id: str, version: int, again: 
                 old = Job.fetch(jid, connection=connection)
             except NoSuchJobError:
                 old = None
-            if old is not None and old.get_status(refresh=True) not in _LIVE_STATES:
+            if old is not None and old.get_status(refresh=True) not in LIVE_STATES:
                 old.delete()
         get_queue(connection, DISPATCH).enqueue(
             dispatch_ticket_job, ticket_id, int(version), job_id=jid, retry=retry_policy(),

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import mimetypes
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -222,6 +223,27 @@ def prepare_retry(settings: Settings, session: Session, *, ticket_id: str) -> tu
         row.updated_at = utcnow()
     logger.info("call %s: ticket %s v%d queued for dispatch again", ticket.call_id, ticket_id, ticket.version)
     return ticket.version, row
+
+
+def find_undelivered(
+    session: Session, *, connector: str, changed_before: datetime, limit: int = 1000,
+) -> list[tuple[str, int]]:
+    """``(ticket id, version)`` of approved tickets whose current version has no ``sent`` or ``failed``
+    hand-off to ``connector`` and that last changed before ``changed_before``, oldest first.
+
+    These are the tickets a dispatch job should be working on; when none is (Redis restarted, the job
+    out of retries while the database was away), ``workers.dispatch_jobs.requeue_lost`` queues them again.
+    """
+    done = (DispatchRow.ticket_id == TicketRow.id) & (DispatchRow.version == TicketRow.version) & (
+        DispatchRow.connector == connector) & DispatchRow.status.in_((DispatchStatus.SENT, DispatchStatus.FAILED))
+    query = (
+        select(TicketRow.id, TicketRow.version)
+        .where(TicketRow.status == TicketStatus.APPROVED, TicketRow.updated_at < changed_before,
+               ~select(DispatchRow.id).where(done).exists())
+        .order_by(TicketRow.updated_at, TicketRow.id)
+        .limit(limit)
+    )
+    return [(str(row[0]), int(row[1])) for row in session.execute(query)]
 
 
 def _get_or_create_row(session: Session, *, ticket: TicketRow, connector: str, reference: str) -> DispatchRow:
