@@ -251,6 +251,10 @@ def process_call(
             mark = _lap(timings, stage, mark)
             stage = "transcribe"
             transcript = transcriber.transcribe(decoded)
+            if settings.asr.vocabulary:
+                from pipeline.vocabulary import correct_transcript
+
+                transcript = correct_transcript(transcript)
             mark = _lap(timings, stage, mark)
             stage = "store"
             with session_scope(session_factory) as session:

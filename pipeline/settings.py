@@ -45,6 +45,9 @@ class AsrSettings(BaseModel):
     domain_prompt: bool = True
     """Give the decoder an initial prompt with hotline and Beijing place vocabulary (Mandarin)."""
 
+    vocabulary: bool = True
+    """Respell sound-alike places and hotline terms in Mandarin transcripts (``pipeline.vocabulary``)."""
+
 
 class OpsSettings(BaseModel):
     """Running the queue across processes and hosts: leases, reconcile, shutdown, reprocessing, logs."""
