@@ -186,5 +186,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dispatch.router)
     app.include_router(followup.router)
     review.mount_static(app)
+    from api.routers import admin, metrics
+
+    app.include_router(admin.router)
+    app.include_router(metrics.router)
     app.add_middleware(UploadLimit, max_bytes=max_upload_bytes(settings) + MULTIPART_SLACK_BYTES)  # type: ignore[arg-type]
     return app

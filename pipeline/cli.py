@@ -6,6 +6,9 @@
     callintake worker [--burst]             an RQ worker that loads the model once, then takes jobs
     callintake db upgrade                   create or migrate the database schema
     callintake models path                  assemble the bundled model if needed and print its directory
+    callintake reconcile [--grace S] [--every S]   enqueue again the calls whose jobs were lost
+    callintake reprocess [--since T] [--until T] [--stage extract|transcribe] [--where K=V]... [--inline]
+                         | --resume RUN | --stop RUN | --status RUN | --report RUN   reprocess the archive
     callintake keys create --role ROLE [--name NAME] | list | revoke ID    API keys (shown once)
     callintake dispatch [--json] [--version N] TICKET_ID   send an approved ticket onward now, in-process
     callintake dispatch --lost [--grace S]       queue again approved tickets whose dispatch job was lost
@@ -107,6 +110,162 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
 
     print(bundled_model_dir(settings.resolved_model_cache_dir))
     return 0
+
+
+def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    import time
+
+    from pipeline.storage.db import is_sqlite, make_engine, make_session_factory, upgrade
+    from workers.queues import connect, ping
+    from workers.registry import reconcile_once
+
+    if settings.queue_mode != "rq":
+        print("callintake: reconcile works on the job queue (CALLINTAKE_QUEUE_MODE=rq)", file=sys.stderr)
+        return 2
+    if is_sqlite(settings.resolved_database_url):
+        upgrade(settings)
+    engine = make_engine(settings)
+    connection = connect(settings)
+    try:
+        ping(connection)
+        while True:
+            report = reconcile_once(settings, session_factory=make_session_factory(engine), connection=connection,
+                                    grace_s=args.grace, owner="cli")
+            if report is None:
+                print("reconcile: another pass is running", file=sys.stderr)
+            elif args.json:
+                _print_json(report.to_dict())
+            else:
+                print(f"reconcile: {report.checked} in flight, {report.waiting} waiting, {report.running} running, "
+                      f"{len(report.requeued)} enqueued again, {len(report.gave_up)} marked failed")
+                sys.stdout.flush()
+            if not args.every:
+                return 0
+            time.sleep(args.every)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        engine.dispose()
+        connection.close()
+
+
+def cmd_reprocess(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline import reprocess
+    from pipeline.storage.db import is_sqlite, make_engine, make_session_factory, upgrade
+
+    if is_sqlite(settings.resolved_database_url):
+        upgrade(settings)
+    engine = make_engine(settings)
+    factory = make_session_factory(engine)
+    try:
+        if args.stop or args.status or args.report:
+            run_id = args.stop or args.status or args.report
+            if args.stop:
+                progress = reprocess.stop_run(factory, run_id=run_id)
+            else:
+                progress = reprocess.get_run(factory, run_id=run_id)
+            if args.report:
+                paths = reprocess.write_report(settings, session_factory=factory, run_id=run_id,
+                                               directory=args.report_dir)
+                print("\n".join(str(p) for p in paths))
+            elif args.json:
+                _print_json(progress.to_dict())
+            else:
+                print(reprocess.format_progress(progress))
+            return 0
+        try:
+            selection = reprocess.Selection(
+                since=reprocess.parse_time(args.since, settings.timezone) if args.since else None,
+                until=reprocess.parse_time(args.until, settings.timezone) if args.until else None,
+                where=reprocess.parse_where(args.where or ()),
+            )
+        except ValueError as exc:
+            print(f"callintake: {exc}", file=sys.stderr)
+            return 2
+        inline = args.inline or settings.queue_mode == "inline"
+        if args.resume:
+            progress = reprocess.resume_run(factory, run_id=args.resume)
+        else:
+            progress = reprocess.start_run(settings, session_factory=factory, stage=args.stage, selection=selection,
+                                           mode="inline" if inline else "queue")
+        print(f"reprocess run {progress.id}: {progress.stage} over {progress.total} call(s)", file=sys.stderr)
+        show = _ProgressLine()
+        try:
+            if inline:
+                progress = reprocess.run_inline(settings, session_factory=factory, run_id=progress.id,
+                                                batch_size=args.batch_size, on_progress=show)
+            else:
+                progress = _reprocess_on_queue(settings, factory, progress, args, show)
+                if progress is None:
+                    return 0
+        except KeyboardInterrupt:
+            if inline:
+                print(f"\nstopped; resume with: callintake reprocess --resume {progress.id}", file=sys.stderr)
+            else:
+                print(f"\nthe run goes on in the workers; stop it with: callintake reprocess --stop {progress.id}",
+                      file=sys.stderr)
+            return 130
+        show(progress, final=True)
+        paths = reprocess.write_report(settings, session_factory=factory, run_id=progress.id,
+                                       directory=args.report_dir)
+        if args.json:
+            _print_json({**progress.to_dict(), "report": [str(p) for p in paths]})
+        else:
+            print(f"run {progress.id} {progress.status.value}: {progress.done} of {progress.total} call(s), "
+                  f"{progress.changed} changed, {progress.failed} failed, {progress.skipped} skipped")
+            print(f"diff report: {paths[0]} {paths[1]}")
+        return 0 if progress.failed == 0 else 1
+    finally:
+        engine.dispose()
+
+
+def _reprocess_on_queue(settings: Settings, factory, progress, args: argparse.Namespace, show):  # type: ignore[no-untyped-def]
+    import time
+
+    from rq import Worker
+
+    from pipeline import reprocess
+    from workers.queues import ARCHIVE, connect, enqueue_reprocess, get_queue, ping
+
+    connection = connect(settings)
+    ping(connection)
+    size = args.batch_size or (settings.ops.reprocess_batch_size if progress.stage == "extract"
+                               else settings.ops.retranscribe_batch_size)
+    batches = reprocess.pending_batches(factory, run_id=progress.id, batch_size=size)
+    durations = reprocess.batch_durations(factory, batches) if progress.stage == "transcribe" else None
+    enqueue_reprocess(connection, run_id=progress.id, pass_no=progress.passes, stage=progress.stage,
+                      batches=batches, rules_version=progress.rules_version, durations_s=durations)
+    if args.no_wait:
+        print(progress.id)
+        return None
+    if not Worker.all(queue=get_queue(connection, ARCHIVE)):
+        print("no worker listens on the archive queue yet; start one with: callintake worker", file=sys.stderr)
+    while progress.status.value == "running":
+        time.sleep(0.5)
+        progress = reprocess.get_run(factory, run_id=progress.id)
+        show(progress)
+    return progress
+
+
+class _ProgressLine:
+    """One progress line on stderr: rewritten in place on a terminal, a new line every few seconds else."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, progress, final: bool = False) -> None:  # type: ignore[no-untyped-def]
+        import time
+
+        from pipeline.reprocess import format_progress
+
+        now = time.monotonic()
+        if self.tty:
+            sys.stderr.write("\r" + format_progress(progress) + ("\n" if final else ""))
+        elif final or now - self.last >= 2.0:
+            sys.stderr.write(format_progress(progress) + "\n")
+            self.last = now
+        sys.stderr.flush()
 
 
 def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
@@ -218,6 +377,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["path"])
     p.set_defaults(func=cmd_models)
 
+    p = sub.add_parser("reconcile", help="enqueue again the calls whose jobs were lost (Redis flushed, worker killed)")
+    p.add_argument("--grace", type=float, default=None,
+                   help="leave calls changed in the last S seconds alone (default: settings, 60)")
+    p.add_argument("--every", type=float, default=0.0, help="run again every S seconds until stopped")
+    p.add_argument("--json", action="store_true", help="print each pass as JSON")
+    p.set_defaults(func=cmd_reconcile)
+
+    p = sub.add_parser("reprocess", help="reprocess stored calls with these rules; diff report in CSV and JSON")
+    p.add_argument("--since", help="calls received at or after this date/time (ISO 8601, hotline time zone)")
+    p.add_argument("--until", help="calls received before this date/time")
+    p.add_argument("--stage", choices=["extract", "transcribe"], default="extract",
+                   help="extract: from stored transcripts (no Whisper); transcribe: the audio again")
+    p.add_argument("--where", action="append", metavar="KEY=VALUE",
+                   help="filter on the current ticket (category, district, street, urgency, request_type, "
+                        "department, ticket_status) or the call (language, status, line); repeatable")
+    p.add_argument("--inline", action="store_true", help="process here instead of on the archive queue")
+    p.add_argument("--batch-size", type=int, default=None, help="calls per batch (default: settings)")
+    p.add_argument("--no-wait", action="store_true", help="enqueue and print the run id (queue mode)")
+    p.add_argument("--report-dir", type=Path, default=None, help="where the diff report goes (default: data/reports)")
+    p.add_argument("--json", action="store_true", help="print the run as JSON")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--resume", metavar="RUN", help="go on with the pending calls of a stopped run")
+    group.add_argument("--stop", metavar="RUN", help="stop a run (finished calls stay finished)")
+    group.add_argument("--status", metavar="RUN", help="print a run's progress")
+    group.add_argument("--report", metavar="RUN", help="write a run's diff report (also while it runs)")
+    p.set_defaults(func=cmd_reprocess)
+
     p = sub.add_parser("keys", help="API keys and their roles")
     keys_sub = p.add_subparsers(dest="action", required=True)
     k = keys_sub.add_parser("create", help="create a key and print it (once)")
@@ -241,12 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
     settings = Settings()
+    from pipeline.logs import configure_logging
+
+    configure_logging(settings.ops.log_format, level=logging.INFO if args.verbose else logging.WARNING)
     if getattr(args, "engine", None):
         settings = settings.model_copy(update={"asr": settings.asr.model_copy(update={"engine": args.engine})})
     from pipeline.errors import PipelineError

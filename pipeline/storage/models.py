@@ -185,12 +185,8 @@ class TicketRow(Base):
         return f"TicketRow(id={self.id!r}, call_id={self.call_id!r}, status={self.status.value!r})"
 
 
-# the review tables share Base; importing them here keeps the metadata complete
-from pipeline.storage import review_models as _review_models  # noqa: E402, F401
-
-
-# the dispatch and follow-up tables share Base too; imported for complete metadata
+# the other tables share Base; importing their modules here keeps the metadata complete: dispatch and
+# follow-up, reprocess runs, review keys and audit
 from pipeline.storage import dispatch_models as _dispatch_models  # noqa: E402, F401
-
-# the reprocess tables share Base as well; imported so that the metadata is complete
 from pipeline.storage import ops_models as _ops_models  # noqa: E402, F401
+from pipeline.storage import review_models as _review_models  # noqa: E402, F401
