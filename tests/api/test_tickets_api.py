@@ -260,6 +260,18 @@ def test_audio_is_playable_and_seekable(client: TestClient, rq_settings: Setting
     assert part.headers["content-range"] == f"bytes 1000-1999/{len(whole.content)}"
     assert client.get(f"/tickets/{ticket_id}/audio", headers={"Range": "bytes=99999999-"}).status_code == 416
 
+    amr = tmp_path / "call.amr"  # AMR-NB, as some call recorders write it
+    subprocess.run(["sox", str(make_tone_wav(tmp_path / "a.wav", seconds=2.0, channels=1, freq=440)), "-r", "8000",
+                    "-c", "1", "-t", "amr-nb", str(amr)], check=True, capture_output=True)
+    amr_ticket = _heating(rq_settings, n=8, audio=amr)
+    converted = client.get(f"/tickets/{amr_ticket}/audio")
+    assert converted.status_code == 200 and converted.headers["content-type"] == "audio/wav"
+    (tmp_path / "amr-played.wav").write_bytes(converted.content)
+    with wave.open(str(tmp_path / "amr-played.wav")) as w:
+        assert (w.getsampwidth(), w.getnchannels()) == (2, 1) and abs(w.getnframes() / w.getframerate() - 2.0) < 0.1
+    cached = list((rq_settings.data_dir / "playable").glob("*.wav"))
+    assert len(cached) == 2  # each converted once, kept for the next request
+
     mp3 = tmp_path / "call.mp3"
     subprocess.run(["sox", str(make_tone_wav(tmp_path / "m.wav", seconds=2.0, channels=1, freq=500)), str(mp3)],
                    check=True, capture_output=True)
