@@ -14,7 +14,7 @@ anything else escaping one is a bug, and ``pipeline.dispatch.service`` records i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -87,7 +87,6 @@ class DispatchPayload:
     received_at: str
     """When the call came in, ISO 8601 in the hotline's time zone."""
     line: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON body of a webhook delivery (see the README's webhook contract)."""
