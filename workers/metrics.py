@@ -60,6 +60,8 @@ _COUNTERS = {
     "reconcile_requeued": ("Lost calls enqueued again by reconcile", ()),
     "reconcile_gave_up": ("Calls marked failed by reconcile after too many lost attempts", ()),
 }
+#: fields that add seconds; every other field counts
+_FLOAT_FIELDS = frozenset({"stage_seconds_sum", "audio_seconds"})
 
 
 def _field(name: str, labels: Mapping[str, str] | None = None) -> str:
@@ -78,10 +80,11 @@ def _send(connection: Redis | None, increments: list[tuple[str, float]]) -> None
     try:
         with connection.pipeline(transaction=False) as pipe:
             for field, amount in increments:
-                if float(amount).is_integer():
-                    pipe.hincrby(METRICS_KEY, field, int(amount))
-                else:
+                # a field is a float (seconds) or an integer (counts) for good: HINCRBY on a float fails
+                if field.split("|", 1)[0] in _FLOAT_FIELDS:
                     pipe.hincrbyfloat(METRICS_KEY, field, float(amount))
+                else:
+                    pipe.hincrby(METRICS_KEY, field, int(amount))
             pipe.execute()
     except RedisError as exc:
         logger.warning("metrics not recorded (Redis: %s)", exc)

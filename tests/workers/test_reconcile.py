@@ -25,7 +25,7 @@ from pipeline.settings import Settings
 from pipeline.storage import repo
 from pipeline.storage.db import session_scope
 from pipeline.storage.models import CallStatus, TicketRow
-from workers import queues
+from workers import metrics, queues
 from workers.jobs import process_call_job
 from workers.registry import RECONCILE_LOCK, CallLease, RqJobQueue, lease_key, reconcile_once
 
@@ -156,11 +156,20 @@ def test_redis_flushed_while_calls_are_queued_none_lost_none_doubled(
     again = json.loads(run_cli(env, tmp_path, "reconcile", "--grace", "0", "--json").stdout)
     assert again["requeued"] == [] and again["waiting"] == 12
 
-    worker = start_worker(env, tmp_path, "--burst", "--queues", "intake")
+    worker = start_worker({**env, "CALLINTAKE_OPS__LOG_FORMAT": "json"}, tmp_path, "--burst", "--queues", "intake")
     try:
         assert worker.wait(timeout=600) == 0, (tmp_path / "worker.log").read_text()[-3000:]
     finally:
         stop(worker)
+    logged = []
+    for line in (tmp_path / "worker.log").read_text().splitlines():
+        if line.startswith("{"):
+            logged.append(json.loads(line))
+    assert {entry.get("call_id") for entry in logged} >= set(calls)  # every call's lines name it
+    counted = metrics.read_counters(conn)
+    assert counted["jobs|outcome=done|queue=intake"] == 12
+    assert counted["stage_seconds_count|stage=extract"] == 12
+    assert "stage_seconds_count|stage=transcribe" not in counted  # stored transcripts: Whisper did not run
     with session_scope(factory) as session:
         for call_id in calls:
             assert repo.get_call(session, call_id=call_id).status is CallStatus.NEEDS_REVIEW
