@@ -82,11 +82,28 @@ class Category:
     negatable: bool = False
 
 
+#: a gapped cue (``暖气…不热``, ``heating…off``) matches its two parts in order, at most this many
+#: characters apart (Chinese, English), inside one clause (no sentence or clause punctuation between)
+GAP_MAX_CHARS = {"zh": 8, "en": 32}
+GAP = "…"
+
+
+def gapped_pattern(phrase: str) -> re.Pattern[str]:
+    """The pattern of a gapped cue: ``暖气…不热`` matches 暖气不热, 暖气从前天就不热, not 暖气好了。不热."""
+    head, tail = (part.strip() for part in phrase.split(GAP, 1))
+    limit = GAP_MAX_CHARS["en" if head.isascii() else "zh"]
+    between = rf"[^。！？!?；;，,.\n]{{0,{limit}}}?"
+    edge = r"\b" if head.isascii() else ""
+    return re.compile(f"{edge}{re.escape(head)}{between}{re.escape(tail)}{edge if tail.isascii() else ''}")
+
+
 @dataclass(frozen=True)
 class CueMatcher:
-    """All cue phrases in one automaton; ASCII phrases only match on word boundaries."""
+    """All plain cue phrases in one automaton (ASCII phrases only on word boundaries); gapped cues
+    (``head…tail``) as a few patterns scanned after it."""
 
     automaton: Any
+    gapped: tuple[tuple[re.Pattern[str], tuple[Cue, ...]], ...] = ()
 
     def scan(self, folded: str) -> list[Hit]:
         hits: list[Hit] = []
@@ -99,6 +116,9 @@ class CueMatcher:
             ):
                 continue
             hits.extend(Hit(cue, start, end) for cue in cues)
+        for pattern, cues in self.gapped:
+            for m in pattern.finditer(folded):
+                hits.extend(Hit(cue, m.start(), m.end()) for cue in cues)
         return hits
 
 
@@ -213,6 +233,8 @@ def _cue_entries(check: _Checker, value: Any, where: str) -> Iterable[tuple[str,
     for phrase, spec in check.mapping(value if value is not None else {}, where).items():
         here = f"{where}.{phrase}"
         phrase = check.text(phrase, here)
+        if GAP in phrase and (phrase.count(GAP) != 1 or not all(p.strip() for p in phrase.split(GAP))):
+            raise check.fail(here, f"a gapped cue is two phrases joined by one '{GAP}'")
         if isinstance(spec, dict):
             unknown = set(spec) - {"weight", "urgency", "request_type"}
             if unknown:
@@ -354,7 +376,11 @@ def _build(directory: Path) -> Rules:
     by_phrase: dict[str, list[Cue]] = {}
     for cue in cues:
         by_phrase.setdefault(cue.phrase, []).append(cue)
+    gapped = []
     for key, same in by_phrase.items():
+        if GAP in key:
+            gapped.append((gapped_pattern(key), tuple(same)))
+            continue
         automaton.add_word(key, (key, tuple(same), key.isascii() and bool(_WORD.match(key[0]))))
     automaton.make_automaton()
 
@@ -363,7 +389,7 @@ def _build(directory: Path) -> Rules:
 
     version = "+".join(f"{name}@{versions[name]}" for name in RULE_FILES)
     return Rules(
-        version=version, versions=versions, categories=categories, matcher=CueMatcher(automaton),
+        version=version, versions=versions, categories=categories, matcher=CueMatcher(automaton, tuple(gapped)),
         negators_zh=negators_zh, negators_en=negators_en, category_prior=category_prior, cue_prior=cue_prior,
         limits=limits, elderly_age=elderly_age, child_age=child_age, school_child=school_child,
         agent_clause=alternation(clause_patterns), agent_span=alternation(span_patterns),

@@ -63,6 +63,8 @@ BROKEN = [
     ("departments", 'version: "x"\ncity_prefix: 北京市\ndistricts: [朝阳区]\nemergency: {no.such: "119"}\n',
      "emergency.no.such"),
     ("contact", "phone_cues: [电话]\n", "version"),
+    ("urgency", 'version: "x"\nlimits_hours: {emergency: 2, urgent: 24, normal: 168}\nemergency: {}\n'
+                "urgent: {暖气…不热…了: 3}\n", "gapped cue"),
     ("request_type", 'version: "x"\ncategory_prior: 2\ncue_prior: 1\ntypes:\n  complaint: [投诉]\n',
      "types.complaint"),
 ]

@@ -37,6 +37,13 @@ URGENCY = [
     ("我给你们打电话是想感谢一下你们上次帮我们解决了停水的问题", "normal"),   # praise for a solved outage
     ("热水器漏电，手一碰就麻", "urgent"),
     ("我们小区门口的人行道砖都翘起来了，老人走路容易绊倒", "urgent"),
+    # a cue split by the caller's own words (gapped cues)
+    ("我家暖气从上周开始就一直不热", "urgent"),
+    ("我家暖器这两天都不热了", "urgent"),
+    ("小区的暖气昨天晚上突然停了", "urgent"),
+    ("暖气费太贵了，不热的话能退吗", "normal"),
+    ("The heating in our building is still not working", "urgent"),
+    ("Half the street lost power, the power just went out an hour ago", "urgent"),
 ]
 
 
