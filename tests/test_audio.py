@@ -1,4 +1,5 @@
-"""Decoding every accepted format into 16 kHz per-channel float32, and refusing what we cannot use."""
+"""Decoding every accepted format into 16 kHz per-channel float32, streaming long recordings block by block,
+and refusing what we cannot use."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.audio import SAMPLE_RATE, channel_roles, decode, probe
+from pipeline.audio import SAMPLE_RATE, DecodedAudio, StreamedAudio, channel_roles, decode, probe, stream_blocks
 from pipeline.errors import AudioTooLarge, EmptyAudio, UnsupportedAudio
 from pipeline.settings import AudioSettings
 
@@ -102,3 +103,66 @@ def test_truncated_wav_without_samples(source: Path, tmp_path: Path) -> None:
 def test_too_long_is_refused_before_decoding(source: Path) -> None:
     with pytest.raises(AudioTooLarge, match="longer than the limit"):
         decode(source, AudioSettings(max_duration_s=1.0))
+
+
+# -- long recordings: decoded block by block ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def stereo_call(source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An 8 kHz µ-law stereo file, as hotline recordings come."""
+    path = tmp_path_factory.mktemp("stream") / "call.wav"
+    _ffmpeg(["-i", str(source), "-c:a", "pcm_mulaw", "-ar", "8000", str(path)])
+    return path
+
+
+@pytest.mark.parametrize("block_s", [0.7, 1.0, 2.5, 3.0, 60.0])
+def test_blocks_from_the_pipe_join_to_the_whole_decode(stereo_call: Path, block_s: float) -> None:
+    whole = decode(stereo_call, AudioSettings())
+    assert isinstance(whole, DecodedAudio)
+    pieces: list[list[np.ndarray]] = [[], []]
+    starts, lasts = [], []
+    for block in stream_blocks(stereo_call, 2, block_s):
+        starts.append(block.start)
+        lasts.append(block.last)
+        assert block.frames <= int(block_s * SAMPLE_RATE)
+        for i, ch in enumerate(block.channels):
+            pieces[i].append(ch.copy())  # the stream reuses its arrays for the next block
+    assert lasts == [False] * (len(lasts) - 1) + [True]
+    assert starts == [sum(len(p) for p in pieces[0][:k]) for k in range(len(starts))]
+    for joined, expected in zip((np.concatenate(p) for p in pieces), whole.channels, strict=True):
+        assert np.array_equal(joined, expected)
+    in_memory = list(whole.blocks(block_s))
+    assert [b.start for b in in_memory] == starts and [b.last for b in in_memory] == lasts
+
+
+def test_a_long_recording_is_streamed_not_decoded(stereo_call: Path) -> None:
+    audio = decode(stereo_call, AudioSettings(), stream_after_s=2.0)
+    assert isinstance(audio, StreamedAudio)
+    assert audio.roles == ("agent", "caller")
+    assert audio.duration_s == audio.info.duration_s  # ffprobe's figure until a pass has counted
+    frames = sum(block.frames for block in audio.blocks(1.0))
+    assert audio.duration_s == frames / SAMPLE_RATE
+    assert abs(audio.duration_s - 3.0) < 0.15
+    assert sum(block.frames for block in audio.blocks(1.0)) == frames  # it can be read again
+
+
+def test_a_stream_stopped_early_leaves_no_ffmpeg_behind(stereo_call: Path) -> None:
+    def children() -> set[str]:
+        found: set[str] = set()
+        for task in Path("/proc/self/task").iterdir():
+            found.update((task / "children").read_text().split())
+        return found
+
+    before = children()
+    blocks = stream_blocks(stereo_call, 2, 0.5)
+    next(blocks)
+    assert children() - before  # ffmpeg is running
+    blocks.close()
+    assert children() == before
+
+
+def test_a_long_recording_that_does_not_decode_is_refused_at_once(stereo_call: Path, tmp_path: Path) -> None:
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(stereo_call.read_bytes()[:300])
+    info = probe(stereo_call)  # what the header promised
+    with pytest.raises(EmptyAudio):
+        decode(cut, AudioSettings(), info=info, stream_after_s=1.0)
