@@ -17,6 +17,7 @@ from ops_support import (  # noqa: F401  (fixtures)
     run_cli,
     start_worker,
     stop,
+    wait_for,
 )
 from rq.job import Job
 
@@ -176,3 +177,23 @@ def test_redis_flushed_while_calls_are_queued_none_lost_none_doubled(
             assert session.query(TicketRow).filter_by(call_id=call_id).count() == 1
     assert _queued(conn) == []
     assert json.loads(run_cli(env, tmp_path, "reconcile", "--grace", "0", "--json").stdout)["checked"] == 0
+
+
+@pytest.mark.model
+def test_a_long_running_worker_reconciles_by_itself(ops_settings: Settings, factory, model_cache_dir: Path,
+                                                    tmp_path: Path) -> None:
+    lost = add_transcribed_call(factory, 0, status=CallStatus.QUEUED)  # no job for it, as after a flush
+    env = ops_env(ops_settings, model_cache_dir, CALLINTAKE_OPS__RECONCILE_EVERY_S="1")
+    worker = start_worker(env, tmp_path, "--queues", "intake")
+    try:
+        def drafted() -> bool:
+            assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+            with session_scope(factory) as session:
+                return repo.get_call(session, call_id=lost).status is CallStatus.NEEDS_REVIEW
+
+        wait_for(drafted, timeout=240, what="the worker's periodic reconcile to find and process the call")
+    finally:
+        stop(worker)
+    with session_scope(factory) as session:
+        assert session.query(TicketRow).filter_by(call_id=lost).count() == 1
+    assert metrics.read_counters(queues.connect(ops_settings))["reconcile_requeued"] >= 1
