@@ -259,3 +259,8 @@ def test_services_starting_together_migrate_an_empty_postgres_database_once(tmp_
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_the_migrations_have_one_head() -> None:
+    # branches made side by side must be joined by a merge revision before they ship
+    assert len(script_heads()) == 1
