@@ -1,10 +1,11 @@
 """The openai-whisper engine (PyTorch, CPU, float32), on the same weights as the default engine.
 
-It follows the same path as ``pipeline.transcribe.FasterWhisperTranscriber``: tracks from
-``split_tracks``, one language for the whole call restricted to the configured ones, Silero VAD (the
-ONNX model shipped inside faster-whisper, no download), speech packed into windows by
-``pack_windows``, each window decoded once with word timings and split back into turns, then
-``clean_segments``. Only the decoder differs, so the two engines can be compared call for call.
+It follows the same path as ``pipeline.transcribe.FasterWhisperTranscriber`` (``transcribe_blocks``):
+blocks, tracks, one language for the whole call restricted to the configured ones, Silero VAD (the
+ONNX model shipped inside faster-whisper, no download), speech packed into windows, each window encoded
+once (the encoding also scores the language), decoded once with word timings and split back into
+turns, then ``clean_segments``. Only the model differs, so the two engines can be compared call for
+call.
 
 The model is a standard openai-whisper checkpoint. ``settings.asr.model_path`` may name one (``*.pt``,
 e.g. a file a user already has); otherwise the CTranslate2 model (the bundled one, or the directory in
@@ -22,21 +23,32 @@ import logging
 import os
 import pickle
 import time
-from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.audio import SAMPLE_RATE, DecodedAudio
+from pipeline.audio import BLOCK_S, SAMPLE_RATE
 from pipeline.convert import convert_ct2_to_openai
 from pipeline.errors import ModelError, TranscriptionError
 from pipeline.models import BUNDLED_NAME, resolve_model_path
 from pipeline.settings import Settings
-from pipeline.textclean import clean_segments
-from pipeline.transcribe import LANGUAGE_WINDOWS, domain_prompt, split_tracks
+from pipeline.transcribe import (
+    BEST_OF,
+    COMPRESSION_RATIO_THRESHOLD,
+    LOGPROB_THRESHOLD,
+    NO_SPEECH_THRESHOLD,
+    QUICK_LOGPROB_THRESHOLD,
+    TEMPERATURES,
+    Audio,
+    domain_prompt,
+    transcribe_blocks,
+    whole_character_tokens,
+)
 from pipeline.transcript import Segment, Transcript
-from pipeline.windows import MAX_SPAN_S, Track, Window, pack_windows
+from pipeline.vad import SpeechDetector
+from pipeline.windows import MAX_SPAN_S, Window
 
 if TYPE_CHECKING:
     from whisper.model import Whisper
@@ -45,50 +57,6 @@ log = logging.getLogger(__name__)
 
 #: the converted bundled model, inside the model cache
 BUNDLED_CHECKPOINT = "openai-whisper-base.pt"
-#: temperatures tried in turn when a decode looks like a loop or is unsure (Whisper's own schedule)
-TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-#: candidates sampled at a temperature above zero
-BEST_OF = 5
-#: a decode more compressible than this (gzip ratio) is a repetition loop: retry hotter
-COMPRESSION_RATIO_THRESHOLD = 2.4
-#: a decode with a lower mean token log-probability is unsure: retry hotter
-LOGPROB_THRESHOLD = -1.0
-#: an unsure decode of a window whose no-speech probability is above this is silence: no text
-NO_SPEECH_THRESHOLD = 0.6
-
-
-def whole_character_tokens(tokens: Sequence[int], token_bytes: Callable[[int], bytes]) -> list[int]:
-    """The tokens without those that only carry part of a character which is never completed.
-
-    Byte-level tokens can split a Han character; now and then the decoder starts a character and goes on
-    with another one, leaving bytes that are not UTF-8. Such a fragment shows as U+FFFD in the text and
-    stops openai-whisper's word alignment, which then drops every word after it. Tokens that complete
-    their characters are kept in order.
-
-    >>> whole_character_tokens([1, 2, 3], {1: "姓".encode(), 2: b"\\xe7", 3: "电".encode()}.__getitem__)
-    [1, 3]
-    """
-    kept: list[int] = []
-    pending: list[int] = []
-    buffer = b""
-    for token in tokens:
-        for attempt in range(2):
-            candidate = buffer + token_bytes(token)
-            try:
-                candidate.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                if exc.reason == "unexpected end of data" and exc.end == len(candidate):
-                    pending, buffer = [*pending, token], candidate  # a character still to be completed
-                    break
-                if attempt == 0 and pending:
-                    pending, buffer = [], b""  # the started character was abandoned: drop its pieces
-                    continue
-                pending, buffer = [], b""  # a fragment on its own: drop it
-                break
-            kept.extend([*pending, token])
-            pending, buffer = [], b""
-            break
-    return kept
 
 
 def _source_fingerprint(src_dir: Path) -> dict[str, Any]:
@@ -182,7 +150,6 @@ class OpenAIWhisperTranscriber:
         try:
             import torch
             import whisper
-            from faster_whisper.vad import VadOptions, get_speech_timestamps
         except ImportError as exc:  # pragma: no cover - a broken install
             raise ModelError(f"openai-whisper is not installed: {exc}") from exc
         self._asr = settings.asr
@@ -191,19 +158,20 @@ class OpenAIWhisperTranscriber:
         # torch's thread pool is per process: one engine per worker process, like the model itself
         threads = settings.asr.cpu_threads or os.cpu_count() or 1
         torch.set_num_threads(threads)
+        self.parallel = 1  # torch already spreads one window over every thread
         path = checkpoint_for(settings)
         started = time.monotonic()
         self._model = load_openai_checkpoint(path)
         log.info("loaded openai-whisper checkpoint %s in %.1f s (%d threads)", path,
                  time.monotonic() - started, threads)
-        self._vad_options = VadOptions(
-            min_silence_duration_ms=300, speech_pad_ms=200, max_speech_duration_s=MAX_SPAN_S)
-        self._speech_timestamps = get_speech_timestamps
+        self._vad = SpeechDetector(enabled=settings.asr.vad, max_span_s=MAX_SPAN_S)
         self.options: dict[str, Any] = {
             "engine": "openai-whisper",
             "model": str(path),
             "compute_type": "float32",
+            "cpu_threads": threads,
             "beam_size": settings.asr.beam_size,
+            "quick_beam_size": min(settings.asr.quick_beam_size, settings.asr.beam_size),
             "vad": settings.asr.vad,
             "languages": list(settings.asr.languages),
             "domain_prompt": settings.asr.domain_prompt,
@@ -211,109 +179,101 @@ class OpenAIWhisperTranscriber:
             "condition_on_previous_text": False,
         }
 
-    # -- language ---------------------------------------------------------------------------------
+    # -- the window engine ------------------------------------------------------------------------
     def speech_spans(self, samples: np.ndarray) -> list[tuple[int, int]]:
         """Speech regions of one track, in samples (VAD), or the whole track when VAD is off."""
-        if not self._asr.vad:
-            return [(0, len(samples))] if len(samples) else []
-        return [(s["start"], s["end"]) for s in self._speech_timestamps(samples, self._vad_options)]
+        return self._vad.spans(samples)
 
-    def _language_probs(self, samples: np.ndarray) -> dict[str, float]:
-        whisper = self._whisper
-        mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(samples.astype(np.float32)),
-                                          n_mels=self._model.dims.n_mels)
+    def encode(self, window: Window) -> _Encoded:
+        """The window's 30-second mel segment and its encoder output."""
+        from whisper.audio import N_FRAMES, N_SAMPLES
+
+        whisper, model = self._whisper, self._model
+        try:
+            with self._torch.inference_mode():
+                mel = whisper.log_mel_spectrogram(window.samples.astype(np.float32), n_mels=model.dims.n_mels,
+                                                  padding=N_SAMPLES)
+                frames = min(mel.shape[-1] - N_FRAMES, N_FRAMES)
+                segment_mel = whisper.pad_or_trim(mel[:, :frames], N_FRAMES)
+                features = model.embed_audio(segment_mel.unsqueeze(0))[0]
+        except (RuntimeError, ValueError) as exc:
+            raise TranscriptionError(f"speech recognition failed: {exc}") from exc
+        return _Encoded(mel=segment_mel, features=features, frames=frames)
+
+    def language_probs(self, encoded: _Encoded) -> dict[str, float]:
+        if not self._model.is_multilingual:
+            return {"en": 1.0}
         with self._torch.inference_mode():
-            _, probs = self._model.detect_language(mel)
+            _, probs = self._model.detect_language(encoded.features)
         return {str(k): float(v) for k, v in probs.items()}
 
-    def decide_language(self, tracks: Sequence[Track]) -> tuple[str, dict[str, float]]:
-        """The call's language among the configured ones, from speech windows spread over the call."""
-        allowed = list(self._asr.languages)
-        if len(allowed) == 1:
-            return allowed[0], {allowed[0]: 1.0}
-        if not self._model.is_multilingual:
-            return "en", {"en": 1.0}
-        pieces = [t.samples[a:b] for t in tracks for a, b in self.speech_spans(t.samples)]
-        if not pieces:
-            return allowed[0], {}
-        speech = np.concatenate(pieces)
-        window = 30 * SAMPLE_RATE
-        n_windows = max(1, min(LANGUAGE_WINDOWS, round(len(speech) / window)))
-        starts = np.linspace(0, max(len(speech) - window, 0), n_windows).astype(int)
-        totals = dict.fromkeys(allowed, 0.0)
-        for start in starts:
-            for lang, prob in self._language_probs(speech[start: start + window]).items():
-                if lang in totals:
-                    totals[lang] += prob
-        total = sum(totals.values()) or 1.0
-        scores = {lang: round(value / total, 4) for lang, value in totals.items()}
-        return max(scores, key=lambda k: scores[k]), scores
-
-    # -- decoding ---------------------------------------------------------------------------------
-    def _decode_once(self, mel: Any, language: str) -> Any:
-        """Decode one 30-second mel segment, falling back to higher temperatures like Whisper does.
+    def _decode_once(self, features: Any, language: str) -> Any:
+        """Decode one encoded 30-second segment, falling back to higher temperatures like Whisper does.
 
         Returns the ``DecodingResult``, or None when the segment is silence (no-speech probability
         high and the text unsure)."""
         from whisper.decoding import DecodingOptions
 
         prompt = domain_prompt(language) if self._asr.domain_prompt else None
+        beam = self._asr.beam_size
+        quick = min(self._asr.quick_beam_size, beam)
+        # a quick narrow beam first (kept when sure of itself), then the full beam, then hotter samples
+        schedule = [(0.0, quick), (0.0, beam)] if quick < beam else [(0.0, beam)]
+        schedule += [(t, None) for t in TEMPERATURES if t > 0.0]
         result = None
-        for temperature in TEMPERATURES:
-            greedy = temperature == 0.0
+        for temperature, beam_size in schedule:
             options = DecodingOptions(
-                task="transcribe", language=language, temperature=temperature,
-                beam_size=self._asr.beam_size if greedy else None, best_of=None if greedy else BEST_OF,
-                prompt=prompt, without_timestamps=True, fp16=False,
+                task="transcribe", language=language, temperature=temperature, beam_size=beam_size,
+                best_of=None if beam_size else BEST_OF, prompt=prompt, without_timestamps=True, fp16=False,
             )
-            result = self._model.decode(mel, options)
+            result = self._model.decode(features, options)
             unsure = result.avg_logprob < LOGPROB_THRESHOLD
             if result.no_speech_prob > NO_SPEECH_THRESHOLD and unsure:
                 return None
+            if beam_size is not None and beam_size < beam:
+                unsure = result.avg_logprob < QUICK_LOGPROB_THRESHOLD
             if result.compression_ratio <= COMPRESSION_RATIO_THRESHOLD and not unsure:
                 break
         return result
 
-    def _decode_window(self, window: Window, language: str) -> list[Segment]:
+    def decode(self, window: Window, encoded: _Encoded | None, language: str) -> list[Segment]:
         """Decode a packed window exactly once (no re-seeking into its tail), with word timings."""
-        from whisper.audio import HOP_LENGTH, N_FRAMES, N_SAMPLES
+        from whisper.audio import HOP_LENGTH
         from whisper.timing import add_word_timestamps
         from whisper.tokenizer import get_tokenizer
 
-        whisper, model = self._whisper, self._model
+        encoded = encoded or self.encode(window)
+        model = self._model
         try:
             with self._torch.inference_mode():
-                mel = whisper.log_mel_spectrogram(window.samples, n_mels=model.dims.n_mels, padding=N_SAMPLES)
-                frames = min(mel.shape[-1] - N_FRAMES, N_FRAMES)
-                segment_mel = whisper.pad_or_trim(mel[:, :frames], N_FRAMES)
-                result = self._decode_once(segment_mel, language)
-                tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages,
-                                          language=language, task="transcribe")
+                result = self._decode_once(encoded.features, language)
                 if result is None:
                     return []
+                tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages,
+                                          language=language, task="transcribe")
                 text_tokens = [t for t in result.tokens if t < tokenizer.eot]
                 tokens = whole_character_tokens(text_tokens, tokenizer.encoding.decode_single_token_bytes)
                 if not tokens:
                     return []
-                segment: dict[str, Any] = {"seek": 0, "start": 0.0, "end": frames * HOP_LENGTH / SAMPLE_RATE,
-                                           "text": tokenizer.decode(tokens), "tokens": tokens}
-                add_word_timestamps(segments=[segment], model=model, tokenizer=tokenizer, mel=segment_mel,
-                                    num_frames=frames, last_speech_timestamp=0.0)
+                segment: dict[str, Any] = {
+                    "seek": 0, "start": 0.0, "end": encoded.frames * HOP_LENGTH / SAMPLE_RATE,
+                    "text": tokenizer.decode(tokens), "tokens": tokens}
+                add_word_timestamps(segments=[segment], model=model, tokenizer=tokenizer, mel=encoded.mel,
+                                    num_frames=encoded.frames, last_speech_timestamp=0.0)
         except (RuntimeError, ValueError) as exc:
             raise TranscriptionError(f"speech recognition failed: {exc}") from exc
         words = [(float(w["start"]), float(w["end"]), str(w["word"]), float(w["probability"]))
                  for w in segment.get("words") or ()]
         return window.split([(float(np.exp(result.avg_logprob)), words, str(segment["text"]))],
-                            role=window.role, simplify=language == "zh")
+                            simplify=language == "zh")
 
-    def transcribe(self, audio: DecodedAudio) -> Transcript:
-        """Transcribe a decoded call: per-party tracks, one language, speech windows, cleaned turns."""
-        tracks = split_tracks(audio)
-        language, scores = self.decide_language(tracks)
-        segments: list[Segment] = []
-        for track in tracks:
-            for window in pack_windows(track, self.speech_spans(track.samples)):
-                segments.extend(clean_segments(self._decode_window(window, language), language=language))
-        options = {**self.options, "language": language, "language_scores": scores,
-                   "tracks": [t.role for t in tracks]}
-        return Transcript.from_segments(language, segments, duration=audio.duration_s, options=options)
+    def transcribe(self, audio: Audio, *, block_s: float = BLOCK_S) -> Transcript:
+        """Transcribe a decoded call (or a streamed long recording): the same path as the default engine."""
+        return transcribe_blocks(self, audio, self._asr, self.options, block_s=block_s)
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    mel: Any  # torch.Tensor (n_mels, 3000)
+    features: Any  # torch.Tensor (n_audio_ctx, n_audio_state)
+    frames: int

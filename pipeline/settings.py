@@ -31,10 +31,18 @@ class AsrSettings(BaseModel):
     """CTranslate2 compute type on CPU (``int8``, ``int8_float32``, ``float32``)."""
 
     cpu_threads: int = 0
-    """Threads for one decoder; 0 lets the engine choose (all cores)."""
+    """Threads for one decoder; 0 shares the machine's cores among the decoders (``num_workers``)."""
+
+    num_workers: int = 0
+    """Speech windows decoded at the same time, each by its own decoder (faster-whisper); 0 means two
+    on a machine with two cores or more, else one."""
 
     beam_size: int = 5
-    """Beam width for decoding."""
+    """Beam width for decoding a window that needs it (see ``quick_beam_size``)."""
+
+    quick_beam_size: int = 2
+    """Beam width of each window's first decode; a window whose decode comes out unsure or repetitive is
+    decoded again with ``beam_size``. Equal to ``beam_size``, every window gets the full beam at once."""
 
     languages: list[str] = Field(default_factory=lambda: ["zh", "en"])
     """Languages a call may be in; detection is restricted to these, decided over the whole call."""

@@ -1,14 +1,26 @@
 """Speech to text: engines behind one small protocol, and what every engine's output goes through.
 
 ``load_transcriber(settings)`` loads the configured engine once (seconds); ``transcribe(audio)`` then
-turns a ``DecodedAudio`` into a ``Transcript``:
+turns a decoded recording (``DecodedAudio``, or ``StreamedAudio`` for a long one) into a ``Transcript``.
+Both engines share the path below (``transcribe_blocks``) and differ only in how a window is encoded,
+how its language is scored and how it is decoded:
 
-* stereo calls are transcribed one channel at a time with the channel's role (agent / caller) and merged
-  by time into one dialogue; a channel that is silent or a copy of the other is folded into a mono track;
-* the language is decided once for the whole call, from speech spread over the call and restricted to the
-  configured languages, then fixed for every channel (short turns alone often look like another language);
-* voice activity detection skips silence, so a channel that is quiet while the other party talks costs
-  nothing to decode;
+* the recording is taken in blocks of ten minutes (a call of a few minutes is one block); a long one
+  is never held whole, and what a block leaves unfinished at its end (speech running into the next
+  block) is carried over, so that no word is cut in two;
+* stereo calls keep the agent's and the caller's channels apart; a channel that is silent or a copy of
+  the other is folded into one mono track (decided on the first block, which is the whole of any
+  ordinary call);
+* voice activity detection (``pipeline.vad``) skips silence, so a channel that is quiet while the other
+  party talks costs nothing to decode; each track's speech is packed into windows of up to 28 s, each
+  encoded and decoded once, several side by side (``pipeline.windows``);
+* the language is decided once, from up to eight windows spread over the call (over the first blocks of
+  a long recording), each weighed by its seconds of speech, among the configured languages only, then
+  fixed for every window: a short "hello" before a Mandarin call does not make it English, and a short
+  turn alone cannot come out as a language the hotline does not take;
+* each window is decoded first with a narrow beam (``quick_beam_size``); only a window whose decode
+  comes out unsure or repetitive is decoded again with the full beam, then with Whisper's temperature
+  fallback;
 * Mandarin gets an initial prompt with hotline and Beijing place vocabulary, and Simplified output;
 * known Whisper failure modes are filtered (see ``pipeline.textclean``).
 
@@ -18,21 +30,25 @@ Each engine records the options it used in ``Transcript.options``.
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from typing import Any, Protocol
 
 import numpy as np
 
-from pipeline.audio import SAMPLE_RATE, DecodedAudio
+from pipeline.audio import BLOCK_S, SAMPLE_RATE, AudioBlock, DecodedAudio, StreamedAudio
 from pipeline.errors import ModelError, TranscriptionError
 from pipeline.models import resolve_model_path
-from pipeline.settings import Settings
+from pipeline.settings import AsrSettings, Settings
 from pipeline.textclean import clean_segments
 from pipeline.transcript import Segment, Transcript
-from pipeline.windows import MAX_SPAN_S, Track, Window, pack_windows
+from pipeline.vad import SpeechDetector
+from pipeline.windows import MAX_SPAN_S, WINDOW_S, Region, Track, Window, pack_regions
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +56,30 @@ log = logging.getLogger(__name__)
 SILENT_CHANNEL_RATIO = 0.02
 #: channels correlated above this are the same signal (a mono call stored as stereo)
 DUPLICATE_CHANNEL_CORR = 0.97
-#: language detection looks at up to this many 30-second windows of speech, spread over the call
-LANGUAGE_WINDOWS = 4
+#: the language is scored on up to this many windows, spread over the speech it is decided on
+LANGUAGE_WINDOWS = 8
+#: a long recording's language is decided once this much speech is packed (or after LANGUAGE_BLOCKS)
+LANGUAGE_SPEECH_S = 120.0
+LANGUAGE_BLOCKS = 3
+#: VAD looks at a track this many seconds at a time (its working memory is some ten times the input)
+VAD_PIECE_S = 120.0
+#: speech that ends closer than this to a piece's end may go on in the next piece: it is carried over
+CARRY_TAIL_S = 1.0
+#: never carry more than this into the next block (VAD cuts speech at MAX_SPAN_S anyway)
+MAX_CARRY_S = 3 * MAX_SPAN_S
+#: Whisper's thresholds: a decode more compressible than this is a loop, one less likely than this unsure
+COMPRESSION_RATIO_THRESHOLD = 2.4
+LOGPROB_THRESHOLD = -1.0
+#: an unsure decode of a window whose no-speech probability is above this is silence: no text
+NO_SPEECH_THRESHOLD = 0.6
+#: a quick (narrow-beam) decode less likely than this, per token, is done again with the full beam
+QUICK_LOGPROB_THRESHOLD = -0.5
+#: temperatures tried in turn when a decode looks like a loop or is unsure (Whisper's own schedule)
+TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+#: candidates sampled at a temperature above zero
+BEST_OF = 5
+
+Audio = DecodedAudio | StreamedAudio
 
 
 class Transcriber(Protocol):
@@ -49,7 +87,24 @@ class Transcriber(Protocol):
 
     options: Mapping[str, Any]
 
-    def transcribe(self, audio: DecodedAudio) -> Transcript: ...
+    def transcribe(self, audio: Audio) -> Transcript: ...
+
+
+class WindowEngine(Protocol):
+    """What an engine supplies to ``transcribe_blocks``: VAD, and encoding, language scoring and
+    decoding of one packed window. ``encode``'s result is handed back to ``language_probs`` and
+    ``decode``, so a window scored for the language is not encoded twice. Up to ``parallel`` windows
+    are encoded and decoded at the same time, from as many threads."""
+
+    parallel: int
+
+    def speech_spans(self, samples: np.ndarray) -> list[tuple[int, int]]: ...
+
+    def encode(self, window: Window) -> Any: ...
+
+    def language_probs(self, encoded: Any) -> Mapping[str, float]: ...
+
+    def decode(self, window: Window, encoded: Any | None, language: str) -> list[Segment]: ...
 
 
 @cache
@@ -61,53 +116,312 @@ def domain_prompt(language: str) -> str | None:
         return None
 
 
-def split_tracks(audio: DecodedAudio) -> list[Track]:
-    """The tracks to decode: one per party for a true two-party stereo call, else one mixed track."""
-    if len(audio.channels) == 1:
-        return [Track("mixed", audio.channels[0])]
-    rms = [float(np.sqrt(np.mean(np.square(ch, dtype=np.float64)))) if len(ch) else 0.0
-           for ch in audio.channels]
+def whole_character_tokens(tokens: Sequence[int], token_bytes: Callable[[int], bytes]) -> list[int]:
+    """The tokens without those that only carry part of a character which is never completed.
+
+    Byte-level tokens can split a Han character; now and then the decoder starts a character and goes on
+    with another one, leaving bytes that are not UTF-8. Such a fragment shows as U+FFFD in the text and
+    stops the word alignment of both engines, which then drops every word after it. Tokens that
+    complete their characters are kept in order.
+
+    >>> whole_character_tokens([1, 2, 3], {1: "姓".encode(), 2: b"\\xe7", 3: "电".encode()}.__getitem__)
+    [1, 3]
+    """
+    kept: list[int] = []
+    pending: list[int] = []
+    buffer = b""
+    for token in tokens:
+        for attempt in range(2):
+            candidate = buffer + token_bytes(token)
+            try:
+                candidate.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                if exc.reason == "unexpected end of data" and exc.end == len(candidate):
+                    pending, buffer = [*pending, token], candidate  # a character still to be completed
+                    break
+                if attempt == 0 and pending:
+                    pending, buffer = [], b""  # the started character was abandoned: drop its pieces
+                    continue
+                pending, buffer = [], b""  # a fragment on its own: drop it
+                break
+            kept.extend([*pending, token])
+            pending, buffer = [], b""
+            break
+    return kept
+
+
+# -- tracks ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Layout:
+    """Which signals of a recording are transcribed, and as whose speech.
+
+    ``parties``: each channel on its own with its role; ``channel``: only channel ``channel``, as one
+    mixed speaker (the other is silent); ``mixdown``: the channels averaged, as one mixed speaker.
+    """
+
+    kind: str
+    roles: tuple[str, ...]
+    channel: int = 0
+
+    def tracks(self, channels: Sequence[np.ndarray], offset: int = 0) -> list[Track]:
+        if self.kind == "parties":
+            return [Track(role, ch, offset) for role, ch in zip(self.roles, channels, strict=True)]
+        if self.kind == "channel":
+            return [Track("mixed", channels[self.channel], offset)]
+        if len(channels) == 1:
+            return [Track("mixed", channels[0], offset)]
+        return [Track("mixed", np.mean(np.stack(channels), axis=0).astype(np.float32), offset)]
+
+    @property
+    def track_roles(self) -> list[str]:
+        return list(self.roles) if self.kind == "parties" else ["mixed"]
+
+
+def choose_layout(channels: Sequence[np.ndarray], roles: Sequence[str]) -> Layout:
+    """One track per party for a true two-party stereo call, else one mixed track.
+
+    A channel below ``SILENT_CHANNEL_RATIO`` of the loudest one's RMS carries no party; two channels
+    correlated above ``DUPLICATE_CHANNEL_CORR`` over their first minute are one signal stored twice.
+    """
+    roles = tuple(roles)
+    if len(channels) == 1:
+        return Layout("mixdown", roles)
+    rms = [float(np.sqrt(np.mean(np.square(ch, dtype=np.float64)))) if len(ch) else 0.0 for ch in channels]
     loudest = max(rms)
     if loudest == 0.0:
-        return [Track("mixed", audio.mixdown())]
+        return Layout("mixdown", roles)
     live = [i for i, value in enumerate(rms) if value >= SILENT_CHANNEL_RATIO * loudest]
     if len(live) == 1:
-        return [Track("mixed", audio.channels[live[0]])]
-    a, b = audio.channels
+        return Layout("channel", roles, channel=live[0])
+    a, b = channels
     corr = float(np.corrcoef(a[: SAMPLE_RATE * 60], b[: SAMPLE_RATE * 60])[0, 1]) if len(a) > 1 else 1.0
     if corr > DUPLICATE_CHANNEL_CORR:
-        return [Track("mixed", audio.mixdown())]
-    return [Track(role, ch) for role, ch in zip(audio.roles, audio.channels, strict=True)]
+        return Layout("mixdown", roles)
+    return Layout("parties", roles)
+
+
+def split_tracks(audio: DecodedAudio) -> list[Track]:
+    """The tracks to decode: one per party for a true two-party stereo call, else one mixed track."""
+    return choose_layout(audio.channels, audio.roles).tracks(audio.channels)
+
+
+# -- the shared path -------------------------------------------------------------------------------------
+@dataclass
+class _Carry:
+    """Samples of a track held back at a block's end, to be prepended to its next block."""
+
+    start: int
+    samples: np.ndarray
+
+
+def speech_regions(
+    engine: WindowEngine, track: Track, carried: dict[str, _Carry], *, last: bool
+) -> list[Region]:
+    """The speech regions of one block of a track, in call samples.
+
+    VAD runs over the block in pieces of ``VAD_PIECE_S`` (a call of two minutes is one piece), so that
+    its working memory stays small. What was carried from the previous piece is prepended first.
+    Unless the piece is the recording's last, speech that reaches the final ``CARRY_TAIL_S`` of the
+    piece (and the silence after the last finished region) is held back in ``carried`` for the next
+    piece instead of being cut.
+    """
+    step = int(VAD_PIECE_S * SAMPLE_RATE)
+    total = len(track.samples)
+    regions: list[Region] = []
+    for begin in range(0, total, step):
+        piece = Track(track.role, track.samples[begin: begin + step], track.offset + begin)
+        regions.extend(_piece_regions(engine, piece, carried, last=last and begin + step >= total))
+    return regions
+
+
+def _piece_regions(engine: WindowEngine, track: Track, carried: dict[str, _Carry], *, last: bool) -> list[Region]:
+    held = carried.pop(track.role, None)
+    if held is not None and len(held.samples):
+        samples, offset = np.concatenate([held.samples, track.samples]), held.start
+    else:
+        samples, offset = track.samples, track.offset
+    spans = engine.speech_spans(samples)
+    if not last:
+        limit = len(samples) - int(CARRY_TAIL_S * SAMPLE_RATE)
+        done = [span for span in spans if span[1] <= limit]
+        cut = spans[len(done)][0] if len(done) < len(spans) else max(limit, done[-1][1] if done else 0)
+        cut = max(cut, 0)
+        if len(samples) - cut > MAX_CARRY_S * SAMPLE_RATE:  # no pause for a minute: cut at the piece end
+            done, cut = spans, len(samples)
+        carried[track.role] = _Carry(offset + cut, samples[cut:].copy())
+        spans = done
+    return [Region(track.role, offset + start, samples[start:end]) for start, end in spans if end > start]
+
+
+def decide_language(
+    engine: WindowEngine, windows: Sequence[Window], languages: Sequence[str]
+) -> tuple[str, dict[str, float], dict[int, Any]]:
+    """The call's language among ``languages``, from up to ``LANGUAGE_WINDOWS`` windows spread over
+    ``windows``, each weighed by its seconds of speech.
+
+    Returns the language, its normalised scores, and the encoded windows (by index) for reuse.
+    """
+    allowed = list(languages)
+    if len(allowed) == 1:
+        return allowed[0], {allowed[0]: 1.0}, {}
+    if not windows:
+        return allowed[0], {}, {}
+    picks = sorted({int(round(i)) for i in np.linspace(0, len(windows) - 1, min(LANGUAGE_WINDOWS, len(windows)))})
+    totals = dict.fromkeys(allowed, 0.0)
+    encoded = dict(zip(picks, _map(engine, engine.encode, [windows[i] for i in picks]), strict=True))
+    for index in picks:
+        probs = engine.language_probs(encoded[index])
+        weight = windows[index].speech_s
+        for lang in allowed:
+            totals[lang] += float(probs.get(lang, 0.0)) * weight
+    total = sum(totals.values())
+    if total <= 0.0:
+        return allowed[0], {}, encoded
+    scores = {lang: round(value / total, 4) for lang, value in totals.items()}
+    return max(scores, key=lambda k: scores[k]), scores, encoded
+
+
+def _map(engine: WindowEngine, fn: Callable[..., Any], *items: Sequence[Any]) -> list[Any]:
+    """``fn`` over ``items`` in order, ``engine.parallel`` at a time."""
+    if engine.parallel <= 1 or len(items[0]) <= 1:
+        return [fn(*args) for args in zip(*items, strict=True)]
+    with ThreadPoolExecutor(max_workers=engine.parallel, thread_name_prefix="asr") as pool:
+        return list(pool.map(fn, *items))
+
+
+def _blocks(audio: Audio, block_s: float) -> Iterator[AudioBlock]:
+    if isinstance(audio, DecodedAudio) and not audio.channels:
+        return iter(())
+    return audio.blocks(block_s)
+
+
+def transcribe_blocks(
+    engine: WindowEngine, audio: Audio, asr: AsrSettings, options: Mapping[str, Any], *, block_s: float = BLOCK_S
+) -> Transcript:
+    """Transcribe a recording block by block with ``engine``: tracks, VAD, windows, one language, guards.
+
+    Memory is bounded by one block of audio (plus the speech windows waiting for the language to be
+    decided), whatever the recording's length.
+    """
+    layout: Layout | None = None
+    carried: dict[str, _Carry] = {}
+    waiting: list[Window] = []
+    language: str | None = None
+    scores: dict[str, float] = {}
+    segments: list[Segment] = []
+    blocks = 0
+
+    def decode(windows: Sequence[Window], encoded: dict[int, Any], lang: str) -> None:
+        found = _map(engine, lambda w, e: engine.decode(w, e, lang), windows,
+                     [encoded.get(i) for i in range(len(windows))])
+        for window_segments in found:
+            segments.extend(clean_segments(window_segments, language=lang))
+
+    for block in _blocks(audio, block_s):
+        blocks += 1
+        if layout is None:
+            layout = choose_layout(block.channels, audio.roles)
+        windows: list[Window] = []
+        for track in layout.tracks(block.channels, block.start):  # one voice per window
+            windows.extend(pack_regions(speech_regions(engine, track, carried, last=block.last)))
+        del block  # the stream reuses the block's arrays; the windows hold copies
+        if language is not None:
+            decode(windows, {}, language)
+            continue
+        waiting.extend(windows)
+        if sum(w.speech_s for w in waiting) >= LANGUAGE_SPEECH_S or blocks >= LANGUAGE_BLOCKS:
+            language, scores, encoded = decide_language(engine, waiting, asr.languages)
+            decode(waiting, encoded, language)
+            waiting = []
+    if language is None:
+        language, scores, encoded = decide_language(engine, waiting, asr.languages)
+        decode(waiting, encoded, language)
+    all_options = {**options, "language": language, "language_scores": scores,
+                   "tracks": layout.track_roles if layout else [], "blocks": blocks}
+    return Transcript.from_segments(language, segments, duration=audio.duration_s, options=all_options)
+
+
+# -- faster-whisper --------------------------------------------------------------------------------------
+@cache
+def _byte_of_symbol() -> dict[str, int]:
+    """The byte-level BPE alphabet (GPT-2's, which Whisper's tokenizer uses): symbol → byte.
+
+    Printable Latin-1 bytes stand for themselves; the others are moved up past 255, in byte order.
+    """
+    kept = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    moved = [b for b in range(256) if b not in kept]
+    table = {chr(b): b for b in kept}
+    table.update({chr(256 + i): b for i, b in enumerate(moved)})
+    return table
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    output: Any  # ctranslate2.StorageView
+    frames: int
 
 
 class FasterWhisperTranscriber:
-    """faster-whisper (CTranslate2) on the CPU, int8 by default."""
+    """faster-whisper (CTranslate2) on the CPU, int8 by default.
+
+    Each packed window is encoded once and decoded once (with Whisper's temperature fallback), then
+    aligned for word timings; the encoding also scores the language. faster-whisper's own
+    ``transcribe`` is not used for windows: without timestamps it seeks back to the last word and
+    decodes the window's tail a second time, which costs a second encoder pass per window and can
+    invent text in the silence after the last word.
+    """
 
     def __init__(self, settings: Settings) -> None:
         try:
             from faster_whisper import WhisperModel
-            from faster_whisper.vad import VadOptions, get_speech_timestamps
+            from faster_whisper.transcribe import TranscriptionOptions, get_suppressed_tokens
         except ImportError as exc:  # pragma: no cover - a broken install
             raise ModelError(f"faster-whisper is not installed: {exc}") from exc
         self._asr = settings.asr
         path = resolve_model_path(settings.asr.model_path, settings.resolved_model_cache_dir)
+        if path.suffix == ".pt":
+            raise ModelError(f"{path} is an openai-whisper checkpoint; set CALLINTAKE_ASR__ENGINE=openai-whisper "
+                             "or give a CTranslate2 Whisper directory")
+        cores = os.cpu_count() or 1
+        self.parallel = settings.asr.num_workers or (2 if cores >= 2 else 1)
+        threads = settings.asr.cpu_threads or max(1, cores // self.parallel)
         started = time.monotonic()
         try:
             self._model = WhisperModel(
                 str(path), device="cpu", compute_type=settings.asr.compute_type,
-                cpu_threads=settings.asr.cpu_threads, local_files_only=True,
+                cpu_threads=threads, num_workers=self.parallel, local_files_only=True,
             )
         except (RuntimeError, ValueError, OSError) as exc:
             raise ModelError(f"cannot load the speech model at {path}: {exc}") from exc
-        log.info("loaded faster-whisper model %s in %.1f s", path, time.monotonic() - started)
-        self._vad_options = VadOptions(
-            min_silence_duration_ms=300, speech_pad_ms=200, max_speech_duration_s=MAX_SPAN_S)
-        self._speech_timestamps = get_speech_timestamps
+        log.info("loaded faster-whisper model %s in %.1f s (%d decoders of %d threads)", path,
+                 time.monotonic() - started, self.parallel, threads)
+        self._vad = SpeechDetector(enabled=settings.asr.vad, max_span_s=MAX_SPAN_S)
+        self._suppressed = get_suppressed_tokens
+        try:
+            self._decoding = TranscriptionOptions(
+                beam_size=settings.asr.beam_size, best_of=BEST_OF, patience=1.0, length_penalty=1.0,
+                repetition_penalty=1.0, no_repeat_ngram_size=0, log_prob_threshold=LOGPROB_THRESHOLD,
+                no_speech_threshold=NO_SPEECH_THRESHOLD, compression_ratio_threshold=COMPRESSION_RATIO_THRESHOLD,
+                condition_on_previous_text=False, prompt_reset_on_temperature=0.5, temperatures=list(TEMPERATURES),
+                initial_prompt=None, prefix=None, suppress_blank=True, suppress_tokens=None,
+                without_timestamps=True, max_initial_timestamp=1.0, word_timestamps=True,
+                prepend_punctuations="\"'“¿([{-", append_punctuations="\"'.。,，!！?？:：”)]}、",
+                multilingual=False, max_new_tokens=None, clip_timestamps="0",
+                hallucination_silence_threshold=None, hotwords=None,
+            )
+        except TypeError as exc:  # pragma: no cover - a faster-whisper release with other options
+            raise ModelError(f"unsupported faster-whisper version: {exc}") from exc
+        self._quick_beam = min(settings.asr.quick_beam_size, settings.asr.beam_size)
+        self._per_language: dict[str, tuple[Any, list[int], Any]] = {}
+        self._token_bytes_cache: dict[int, bytes] = {}
         self.options: dict[str, Any] = {
             "engine": "faster-whisper",
             "model": str(path),
             "compute_type": settings.asr.compute_type,
+            "cpu_threads": threads,
+            "num_workers": self.parallel,
             "beam_size": settings.asr.beam_size,
+            "quick_beam_size": self._quick_beam,
             "vad": settings.asr.vad,
             "languages": list(settings.asr.languages),
             "domain_prompt": settings.asr.domain_prompt,
@@ -115,83 +429,106 @@ class FasterWhisperTranscriber:
             "condition_on_previous_text": False,
         }
 
-    # -- language ---------------------------------------------------------------------------------
-    def _speech(self, samples: np.ndarray) -> np.ndarray:
-        if not self._asr.vad:
-            return samples
-        spans = self._speech_timestamps(samples, self._vad_options)
-        if not spans:
-            return samples[:0]
-        return np.concatenate([samples[s["start"]: s["end"]] for s in spans])
-
-    def decide_language(self, tracks: Sequence[Track]) -> tuple[str, dict[str, float]]:
-        """The call's language among the configured ones, from speech windows spread over the call."""
-        allowed = list(self._asr.languages)
-        if len(allowed) == 1:
-            return allowed[0], {allowed[0]: 1.0}
-        speech = np.concatenate([self._speech(t.samples) for t in tracks])
-        window = 30 * SAMPLE_RATE
-        if len(speech) == 0:
-            return allowed[0], {}
-        n_windows = max(1, min(LANGUAGE_WINDOWS, round(len(speech) / window)))
-        starts = np.linspace(0, max(len(speech) - window, 0), n_windows).astype(int)
-        totals = dict.fromkeys(allowed, 0.0)
-        for start in starts:
-            _, _, probs = self._model.detect_language(audio=speech[start: start + window])
-            for lang, prob in probs:
-                if lang in totals:
-                    totals[lang] += prob
-        total = sum(totals.values()) or 1.0
-        scores = {lang: round(value / total, 4) for lang, value in totals.items()}
-        return max(scores, key=lambda k: scores[k]), scores
-
-    # -- decoding ---------------------------------------------------------------------------------
+    # -- the window engine ------------------------------------------------------------------------
     def speech_spans(self, samples: np.ndarray) -> list[tuple[int, int]]:
         """Speech regions of one track, in samples (VAD), or the whole track when VAD is off."""
-        if not self._asr.vad:
-            return [(0, len(samples))] if len(samples) else []
-        return [(s["start"], s["end"]) for s in self._speech_timestamps(samples, self._vad_options)]
+        return self._vad.spans(samples)
 
-    def _decode_window(self, window: Window, language: str) -> list[Segment]:
-        prompt = domain_prompt(language) if self._asr.domain_prompt else None
+    def encode(self, window: Window) -> _Encoded:
+        from faster_whisper.audio import pad_or_trim
+
+        features = self._model.feature_extractor(window.samples)
+        frames = min(features.shape[-1] - 1, self._model.feature_extractor.nb_max_frames)
         try:
-            segments, _info = self._model.transcribe(
-                window.samples,
-                language=language,
-                beam_size=self._asr.beam_size,
-                vad_filter=False,
-                without_timestamps=True,
-                word_timestamps=True,
-                initial_prompt=prompt,
-                condition_on_previous_text=False,
-                compression_ratio_threshold=2.4,
-                log_prob_threshold=-1.0,
-                no_speech_threshold=0.6,
-            )
-            raw = list(segments)
+            return _Encoded(self._model.encode(pad_or_trim(features[:, :frames])), frames)
         except (RuntimeError, ValueError) as exc:
             raise TranscriptionError(f"speech recognition failed: {exc}") from exc
-        return window.split([
-            (float(np.exp(seg.avg_logprob)),
-             [(float(w.start), float(w.end), w.word, float(w.probability)) for w in (seg.words or ())],
-             seg.text)
-            for seg in raw
-        ], role=window.role, simplify=language == "zh")
 
-    def transcribe(self, audio: DecodedAudio) -> Transcript:
-        tracks = split_tracks(audio)
-        language, scores = self.decide_language(tracks)
-        segments: list[Segment] = []
-        for track in tracks:
-            for window in pack_windows(track, self.speech_spans(track.samples)):
-                segments.extend(clean_segments(self._decode_window(window, language), language=language))
-        options = {**self.options, "language": language, "language_scores": scores,
-                   "tracks": [t.role for t in tracks]}
-        return Transcript.from_segments(language, segments, duration=audio.duration_s, options=options)
+    def language_probs(self, encoded: _Encoded) -> dict[str, float]:
+        if not self._model.model.is_multilingual:
+            return {"en": 1.0}
+        results = self._model.model.detect_language(encoded.output)
+        return {token[2:-2]: float(prob) for token, prob in results[0]}
+
+    def _language(self, language: str) -> tuple[Any, list[int], Any]:
+        """Tokenizer, prompt tokens and decoding options for a language (built once)."""
+        if language not in self._per_language:
+            from faster_whisper.tokenizer import Tokenizer
+
+            tokenizer = Tokenizer(self._model.hf_tokenizer, self._model.model.is_multilingual,
+                                  task="transcribe", language=language)
+            text = domain_prompt(language) if self._asr.domain_prompt else None
+            previous = tokenizer.encode(" " + text.strip()) if text else []
+            prompt = self._model.get_prompt(tokenizer, previous, without_timestamps=True)
+            options = replace(self._decoding, suppress_tokens=self._suppressed(tokenizer, [-1]))
+            self._per_language[language] = (tokenizer, prompt, options)
+        return self._per_language[language]
+
+    def _token_bytes(self, token: int) -> bytes:
+        found = self._token_bytes_cache.get(token)
+        if found is None:
+            table = _byte_of_symbol()
+            symbol = self._model.hf_tokenizer.id_to_token(token) or ""
+            found = self._token_bytes_cache[token] = bytes(table[ch] for ch in symbol if ch in table)
+        return found
+
+    def _generate(self, encoded: _Encoded, prompt: list[int], tokenizer: Any, options: Any) -> tuple[Any, float]:
+        """The window's tokens: a quick narrow-beam decode, kept when it is sure of itself and no loop;
+        otherwise the full beam with Whisper's temperature fallback."""
+        model = self._model
+        if self._quick_beam < options.beam_size:
+            quick = replace(options, beam_size=self._quick_beam, temperatures=[0.0])
+            result, avg_logprob, _, ratio = model.generate_with_fallback(encoded.output, prompt, tokenizer, quick)
+            silence = result.no_speech_prob > NO_SPEECH_THRESHOLD and avg_logprob < LOGPROB_THRESHOLD
+            if silence or (avg_logprob >= QUICK_LOGPROB_THRESHOLD and ratio <= COMPRESSION_RATIO_THRESHOLD):
+                return result, avg_logprob
+        result, avg_logprob, _, _ = model.generate_with_fallback(encoded.output, prompt, tokenizer, options)
+        return result, avg_logprob
+
+    def decode(self, window: Window, encoded: _Encoded | None, language: str) -> list[Segment]:
+        """Decode a packed window once, with word timings, and split it back into turns."""
+        encoded = encoded or self.encode(window)
+        tokenizer, prompt, options = self._language(language)
+        model = self._model
+        try:
+            result, avg_logprob = self._generate(encoded, prompt, tokenizer, options)
+            if result.no_speech_prob > NO_SPEECH_THRESHOLD and avg_logprob < LOGPROB_THRESHOLD:
+                return []  # silence, however the window got past VAD
+            tokens = whole_character_tokens([t for t in result.sequences_ids[0] if t < tokenizer.eot],
+                                            self._token_bytes)
+            text = tokenizer.decode(tokens)
+            if not tokens or not text.strip():
+                return []
+            found = [[{"seek": 0, "start": 0.0, "end": encoded.frames / model.frames_per_second,
+                       "tokens": tokens}]]
+            model.add_word_timestamps(found, tokenizer, encoded.output, encoded.frames,
+                                      options.prepend_punctuations, options.append_punctuations,
+                                      last_speech_timestamp=0.0)
+        except (RuntimeError, ValueError) as exc:
+            raise TranscriptionError(f"speech recognition failed: {exc}") from exc
+        words = [(float(w["start"]), float(w["end"]), str(w["word"]), float(w["probability"]))
+                 for w in found[0][0].get("words") or ()]
+        return window.split([(float(np.exp(avg_logprob)), words, text)], simplify=language == "zh")
+
+    # -- the whole call ---------------------------------------------------------------------------
+    def transcribe(self, audio: Audio, *, block_s: float = BLOCK_S) -> Transcript:
+        """Transcribe a decoded call (or a streamed long recording) block by block."""
+        return transcribe_blocks(self, audio, self._asr, self.options, block_s=block_s)
 
 
 def load_transcriber(settings: Settings) -> Transcriber:
     """Load the configured engine (once per process: this takes seconds)."""
     if settings.asr.engine == "faster-whisper":
         return FasterWhisperTranscriber(settings)
+    if settings.asr.engine == "openai-whisper":
+        from pipeline.engine_openai import OpenAIWhisperTranscriber
+
+        return OpenAIWhisperTranscriber(settings)
     raise ModelError(f"unknown transcription engine {settings.asr.engine!r}")
+
+
+__all__ = [
+    "Audio", "FasterWhisperTranscriber", "Layout", "Transcriber", "WINDOW_S", "choose_layout",
+    "decide_language", "domain_prompt", "load_transcriber", "split_tracks", "transcribe_blocks",
+    "whole_character_tokens",
+]

@@ -34,7 +34,7 @@ def test_split_maps_words_to_turns_in_call_time() -> None:
     [window] = pack_windows(_track(30), spans)
     words = [(0.1, 0.5, "我", 0.9), (0.5, 0.9, "姓", 0.9), (0.9, 1.3, "陳", 0.8),
              (3.6, 4.0, "電", 0.9), (4.0, 4.4, "話", 0.9)]
-    segments = window.split([(0.8, words, "我姓陳電話")], role="caller", simplify=True)
+    segments = window.split([(0.8, words, "我姓陳電話")], simplify=True)
     assert [s.text for s in segments] == ["我姓陈", "电话"]
     assert (segments[0].start, segments[0].end) == (5.0, 8.0)
     assert (segments[1].start, segments[1].end) == (20.0, 22.0)
