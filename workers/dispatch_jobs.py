@@ -9,8 +9,11 @@ ticket that is no longer approved, ends the job quietly. Database or Redis troub
 retry policy the job was enqueued with (``workers.queues.retry_policy``).
 
 Settings and database sessions come from the worker context when the process has one
-(``workers.worker.run_worker`` installs it); otherwise the job builds a light one from the environment
-on first use (no speech model: dispatching does not need it).
+(``workers.worker.run_worker`` installs it; ``workers.jobs.installed_context`` reads it); otherwise the
+job builds a light one from the environment on first use (no speech model: dispatching does not need it).
+
+``requeue_lost`` finds approved tickets whose job is gone (Redis flushed) and queues them again; it runs in
+every ``reconcile`` pass (``RqDispatchQueue``) and from ``callintake dispatch --lost``.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ def current_context() -> DispatchContext:
     with _lock:
         if _context is not None:
             return _context
-        worker = jobs._context  # the worker process's context, when run_worker installed one
+        worker = jobs.installed_context()  # the worker process's, when run_worker installed one
         if worker is not None:
             return DispatchContext(settings=worker.settings, session_factory=worker.session_factory)
         from pipeline.storage.db import make_engine, make_session_factory

@@ -1,8 +1,10 @@
 """The job functions RQ runs. Thin: take ids, call ``pipeline``, return a small summary.
 
-A worker process installs a ``WorkerContext`` (settings, database sessions, Redis, the loaded speech
-model) before it takes jobs (``workers.worker.run_worker``); a job run by any other RQ worker builds one
-from the environment on its first call (loading the model only when a job needs it).
+A worker process installs a ``WorkerContext`` (settings, database sessions, Redis, and the speech model
+when its queues need it) before it takes jobs (``workers.worker.run_worker``); ``installed_context``
+reads it, for jobs of other modules that share its settings and sessions. A job run by any other RQ
+worker builds one from the environment on its first call. Either way the model is loaded at most once
+per process, and only when something asks for it (``WorkerContext.get_transcriber``).
 
 Every intake job holds its call's lease (``workers.registry.CallLease``) while it works, so that
 ``reconcile`` can tell a running call from a lost one, and logs with the call id. Failures that retrying
@@ -51,16 +53,28 @@ class WorkerContext:
     redis: Redis | None = None
     """For leases and metrics; ``None`` runs without either."""
     name: str = field(default_factory=default_worker_name)
+    model_load_s: float | None = None
+    """Seconds the speech model took to load in this process; ``None`` while it is not loaded."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def get_transcriber(self) -> Any:
+        """The speech model, loaded on the first call (seconds, hundreds of MB) and kept for the process."""
         with self._lock:
             if self.transcriber is None:
                 from pipeline.transcribe import load_transcriber
 
                 logger.info("loading the speech model")
+                started = time.perf_counter()
                 self.transcriber = load_transcriber(self.settings)
+                self.model_load_s = time.perf_counter() - started
+                logger.info("speech model loaded in %.1f s", self.model_load_s)
             return self.transcriber
+
+    def describe_model(self) -> str:
+        """For the worker's log: whether this process holds the speech model."""
+        if self.model_load_s is None:
+            return "speech model not loaded"
+        return f"speech model loaded in {self.model_load_s:.1f} s"
 
 
 _context: WorkerContext | None = None
@@ -75,15 +89,24 @@ def install_context(context: WorkerContext | None) -> None:
         _context = context
 
 
-def build_context(settings: Settings, *, load_model: bool = True, name: str | None = None) -> WorkerContext:
-    """Connect to the database and Redis, load the extraction rules and (unless ``load_model`` is False)
-    the speech model (seconds)."""
-    from pipeline.extractors import warm_up
+def installed_context() -> WorkerContext | None:
+    """The context ``install_context`` made current in this process, if any (nothing is built)."""
+    with _lock:
+        return _context
+
+
+def build_context(settings: Settings, *, load_model: bool = True, warm_rules: bool = True,
+                  name: str | None = None) -> WorkerContext:
+    """Connect to the database and Redis; load the extraction rules unless ``warm_rules`` is False, and the
+    speech model (seconds) unless ``load_model`` is False. A worker that only dispatches needs neither."""
     from pipeline.storage.db import make_engine, make_session_factory
     from workers.queues import connect
 
     factory = make_session_factory(make_engine(settings))
-    warm_up()
+    if warm_rules:
+        from pipeline.extractors import warm_up
+
+        warm_up()
     context = WorkerContext(settings=settings, session_factory=factory, redis=connect(settings),
                             name=name or default_worker_name())
     if load_model:

@@ -1,9 +1,12 @@
-"""The worker process: load the speech model and the rules once, then take jobs until stopped.
+"""The worker process: load what its queues need once, then take jobs until stopped.
 
 Jobs run inside this process (RQ's ``SimpleWorker``), so the model loaded at start serves every job
-and no job pays for loading it, and no forked child inherits the engine's thread pools. Retries are
-scheduled by the worker's scheduler. Run as many workers as there are cores, on as many hosts as share
-Redis, the database and the audio store; each is named ``callintake-<host>-<pid>``.
+and no job pays for loading it, and no forked child inherits the engine's thread pools. Only a worker
+that listens to ``intake`` or ``archive`` (``MODEL_QUEUES``) loads the speech model and the extraction
+rules before taking jobs; one that only dispatches loads neither (seconds and hundreds of MB saved), and
+says which in its "listening" log line. Retries are scheduled by the worker's scheduler. Run as many
+workers as there are cores, on as many hosts as share Redis, the database and the audio store; each is
+named ``callintake-<host>-<pid>``.
 
 Stopping: SIGTERM or Ctrl-C asks for a warm shutdown — the job in progress finishes, then the worker
 exits. A second signal, or ``settings.ops.shutdown_grace_s`` running out after the first, stops the job at
@@ -12,7 +15,7 @@ once: its call goes back to ``queued`` and is enqueued again at the front of ``i
 lease on its call, and ``reconcile`` enqueues the call again once the lease has expired.
 
 Every ``settings.ops.reconcile_every_s`` seconds one long-running worker (whichever takes the turn in
-Redis first) runs ``reconcile`` in a background thread.
+Redis first) runs ``reconcile`` in a background thread: lost calls and lost dispatch jobs alike.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
@@ -34,6 +38,18 @@ from workers import jobs
 from workers import queues as policy
 
 logger = logging.getLogger(__name__)
+
+#: queues whose jobs transcribe or extract: a worker listening to any of them loads the model and the rules
+MODEL_QUEUES: frozenset[str] = frozenset({policy.INTAKE, policy.ARCHIVE})
+
+
+def needs_model(queues: Sequence[str]) -> bool:
+    """True when a worker on ``queues`` takes jobs that may run the speech model.
+
+    >>> needs_model(["dispatch"]), needs_model(["intake", "dispatch"])
+    (False, True)
+    """
+    return any(name in MODEL_QUEUES for name in queues)
 
 
 class CallintakeWorker(SimpleWorker):
@@ -96,8 +112,8 @@ def run_worker(settings: Settings, *, burst: bool = False, queues: list[str] | N
     """Run a worker on ``queues`` (names, highest priority first; default all) and return an exit code.
 
     Migrates a SQLite database first, checks that Redis answers, loads the extraction rules and the
-    speech model, then works. With ``burst`` it returns once the queues are empty (and runs no periodic
-    reconcile). Example::
+    speech model when the queues need them (``needs_model``), then works. With ``burst`` it returns once
+    the queues are empty (and runs no periodic reconcile). Example::
 
         run_worker(Settings(), burst=True, queues=["intake"])
     """
@@ -109,8 +125,10 @@ def run_worker(settings: Settings, *, burst: bool = False, queues: list[str] | N
         upgrade(settings)
     connection = policy.connect(settings)
     policy.ping(connection)
-    logger.info("loading the extraction rules and the speech model before taking jobs")
-    context = jobs.build_context(settings)
+    heavy = needs_model(names)
+    if heavy:
+        logger.info("loading the extraction rules and the speech model before taking jobs")
+    context = jobs.build_context(settings, load_model=heavy, warm_rules=heavy)
     jobs.install_context(context)
     worker = CallintakeWorker(
         [policy.get_queue(connection, name) for name in names], connection=connection, name=context.name,
@@ -120,7 +138,8 @@ def run_worker(settings: Settings, *, burst: bool = False, queues: list[str] | N
     if not burst and settings.ops.reconcile_every_s > 0:
         reconciler = PeriodicReconcile(settings, context, policy.connect(settings))
         reconciler.start()
-    logger.info("worker %s listening on %s (burst=%s)", worker.name, ", ".join(names), burst)
+    logger.info("worker %s listening on %s (burst=%s; %s)", worker.name, ", ".join(names), burst,
+                context.describe_model())
     try:
         worker.work(burst=burst, with_scheduler=True, logging_level=logging.getLevelName(
             logging.getLogger().getEffectiveLevel()))

@@ -12,6 +12,7 @@ import pytest
 import redis
 from conftest import make_truncated_wav, service_env
 from rq.job import Job
+from support.processes import run_measured
 
 from pipeline.service import ingest_file
 from pipeline.settings import Settings
@@ -69,7 +70,7 @@ def test_burst_worker_drafts_tickets_and_records_bad_audio(worker_settings: Sett
     with session_scope(factory) as session:
         lost_call = repo.get_call(session, call_id=lost.call_id)
         assert lost_call.status is CallStatus.FAILED and "missing" in lost_call.error_reason
-    assert jobs._context is None  # the worker removed what it installed
+    assert jobs.installed_context() is None  # the worker removed what it installed
 
 
 def test_sigterm_lets_the_running_job_finish(worker_settings: Settings, factory, sample_calls,
@@ -98,3 +99,20 @@ def test_sigterm_lets_the_running_job_finish(worker_settings: Settings, factory,
         log.close()
     with session_scope(factory) as session:
         assert repo.get_call(session, call_id=call.call_id).status is CallStatus.NEEDS_REVIEW
+
+
+def test_an_intake_worker_loads_the_model_once_before_taking_jobs(worker_settings: Settings, model_cache_dir: Path,
+                                                                  tmp_path: Path) -> None:
+    """The other side of tests/dispatch/test_dispatch_worker.py's dispatch-only worker: the same command on
+    ``intake`` loads the model at start, and its peak memory shows it (the dispatch worker stays under 200 MB)."""
+    if "postgres" in worker_settings.resolved_database_url:
+        pytest.skip("one database is enough for a model load")
+    log = tmp_path / "worker.log"
+    command = [sys.executable, "-m", "pipeline.cli", "-v", "worker", "--queues", "intake", "--burst"]
+    code, peak_mb = run_measured(command, log=log, env=service_env(worker_settings, model_cache_dir), cwd=tmp_path,
+                                 timeout=300)
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    assert text.count("loading the speech model") == 1
+    assert "listening on intake (burst=True; speech model loaded in" in text
+    assert peak_mb > 300, f"peak RSS {peak_mb:.0f} MB"
