@@ -6,7 +6,9 @@
     callintake worker [--burst]             an RQ worker that loads the model once, then takes jobs
     callintake db upgrade                   create or migrate the database schema
     callintake models path                  assemble the bundled model if needed and print its directory
-    callintake reconcile [--grace S] [--every S]   enqueue again the calls whose jobs were lost
+    callintake models convert SRC DST.pt    a CTranslate2 Whisper directory (or 'bundled') as an
+                                            openai-whisper checkpoint, for CALLINTAKE_ASR__MODEL_PATH
+    callintake reconcile [--grace S] [--every S]   enqueue again the calls and dispatches whose jobs were lost
     callintake reprocess [--since T] [--until T] [--stage extract|transcribe] [--where K=V]... [--inline]
                          | --resume RUN | --stop RUN | --status RUN | --report RUN   reprocess the archive
     callintake keys create --role ROLE [--name NAME] | list | revoke ID    API keys (shown once)
@@ -108,7 +110,23 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     from pipeline.models import bundled_model_dir
 
-    print(bundled_model_dir(settings.resolved_model_cache_dir))
+    if args.action == "path":
+        if args.src or args.dst:
+            print("callintake: models path takes no arguments", file=sys.stderr)
+            return 2
+        print(bundled_model_dir(settings.resolved_model_cache_dir))
+        return 0
+    if not args.src or not args.dst:
+        print("callintake: models convert needs SRC (a CTranslate2 Whisper directory, or 'bundled') and "
+              "DST (the openai-whisper checkpoint to write, *.pt)", file=sys.stderr)
+        return 2
+    if Path(args.dst).suffix != ".pt":
+        print(f"callintake: {args.dst}: the checkpoint's name must end in .pt", file=sys.stderr)
+        return 2
+    from pipeline.convert import convert_ct2_to_openai
+
+    src = bundled_model_dir(settings.resolved_model_cache_dir) if args.src == "bundled" else Path(args.src)
+    print(convert_ct2_to_openai(src, Path(args.dst)))
     return 0
 
 
@@ -137,7 +155,8 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
                 _print_json(report.to_dict())
             else:
                 print(f"reconcile: {report.checked} in flight, {report.waiting} waiting, {report.running} running, "
-                      f"{len(report.requeued)} enqueued again, {len(report.gave_up)} marked failed")
+                      f"{len(report.requeued)} enqueued again, {len(report.gave_up)} marked failed; "
+                      f"{len(report.dispatch_requeued)} approved ticket(s) queued again for dispatch")
                 sys.stdout.flush()
             if not args.every:
                 return 0
@@ -374,10 +393,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_db)
 
     p = sub.add_parser("models", help="speech models")
-    p.add_argument("action", choices=["path"])
+    p.add_argument("action", choices=["path", "convert"],
+                   help="path: print the bundled model's directory; convert: write an openai-whisper checkpoint")
+    p.add_argument("src", nargs="?", help="convert: a CTranslate2 Whisper directory, or 'bundled'")
+    p.add_argument("dst", nargs="?", help="convert: the .pt checkpoint to write")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("reconcile", help="enqueue again the calls whose jobs were lost (Redis flushed, worker killed)")
+    p = sub.add_parser("reconcile", help="enqueue again the calls and approved tickets whose jobs were lost "
+                                         "(Redis flushed, worker killed)")
     p.add_argument("--grace", type=float, default=None,
                    help="leave calls changed in the last S seconds alone (default: settings, 60)")
     p.add_argument("--every", type=float, default=0.0, help="run again every S seconds until stopped")

@@ -1,12 +1,17 @@
-"""The openai-whisper engine on the converted bundled weights: it agrees with the default engine."""
+"""The openai-whisper engine on the converted bundled weights: it agrees with the default engine, through
+``load_transcriber`` and through the ``callintake`` command, and loads a checkpoint a user brings."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from conftest import service_env
 from rapidfuzz.distance import Levenshtein
 
 from pipeline.audio import decode
@@ -20,7 +25,7 @@ from pipeline.engine_openai import (
 from pipeline.errors import ModelError
 from pipeline.settings import Settings
 from pipeline.textclean import to_simplified
-from pipeline.transcribe import FasterWhisperTranscriber
+from pipeline.transcribe import FasterWhisperTranscriber, load_transcriber
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "audio_samples"
@@ -73,14 +78,22 @@ def settings(model_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return s.model_copy(update={"asr": s.asr.model_copy(update={"model_cache_dir": model_cache_dir})})
 
 
+def _with_asr(settings: Settings, **changes: object) -> Settings:
+    return settings.model_copy(update={"asr": settings.asr.model_copy(update=changes)})
+
+
 @pytest.fixture(scope="module")
 def openai_engine(settings: Settings) -> OpenAIWhisperTranscriber:
-    return OpenAIWhisperTranscriber(settings)
+    engine = load_transcriber(_with_asr(settings, engine="openai-whisper"))
+    assert isinstance(engine, OpenAIWhisperTranscriber)
+    return engine
 
 
 @pytest.fixture(scope="module")
 def faster_engine(settings: Settings) -> FasterWhisperTranscriber:
-    return FasterWhisperTranscriber(settings)
+    engine = load_transcriber(_with_asr(settings, engine="faster-whisper"))
+    assert isinstance(engine, FasterWhisperTranscriber)
+    return engine
 
 
 @pytest.mark.model
@@ -159,3 +172,70 @@ def test_conversion_happens_once_and_again_when_the_source_changes(
     (other / "model.bin").write_bytes((bundled / "model.bin").read_bytes())  # an updated source
     assert converted_checkpoint(other, tmp_path / "cache") == made
     assert made.stat().st_mtime_ns != stamp
+
+
+# -- through the command ------------------------------------------------------------------------------------
+def _callintake(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def cli_env(settings: Settings, model_cache_dir: Path) -> dict[str, str]:
+    return {**service_env(settings, model_cache_dir), "PYTHONPATH": str(ROOT)}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["convert"], "needs SRC"),
+        (["convert", "bundled"], "needs SRC"),
+        (["convert", "bundled", "model.bin"], "must end in .pt"),
+        (["convert", "no-such-dir", "x.pt"], "not a directory"),
+        (["path", "extra"], "takes no arguments"),
+    ],
+)
+def test_models_command_refuses_what_it_cannot_do(
+    cli_env: dict[str, str], tmp_path: Path, args: list[str], message: str
+) -> None:
+    done = _callintake("models", *args, env=cli_env, cwd=tmp_path)
+    assert done.returncode == 2, done
+    assert message in done.stderr
+    assert not list(tmp_path.glob("*.pt"))
+
+
+@pytest.mark.model
+def test_both_engines_through_the_command_and_a_users_checkpoint(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """``process --engine`` picks the engine; a checkpoint made by ``models convert`` is loaded from
+    CALLINTAKE_ASR__MODEL_PATH like any openai-whisper ``.pt`` a user already has, with the same result."""
+    import whisper
+
+    converted = tmp_path / "my-base.pt"
+    done = _callintake("models", "convert", "bundled", str(converted), env=cli_env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()) == converted
+    assert whisper.load_model(str(converted), device="cpu").dims.n_text_layer == 6  # a standard checkpoint
+
+    sample = str(SAMPLES / "zh_01_heating_stereo_ulaw.wav")
+    texts = {}
+    for name, args, extra in [
+        ("faster", ["--engine", "faster-whisper"], {}),
+        ("openai", ["--engine", "openai-whisper"], {}),
+        ("user", [], {"CALLINTAKE_ASR__ENGINE": "openai-whisper", "CALLINTAKE_ASR__MODEL_PATH": str(converted)}),
+    ]:
+        done = _callintake("process", "--json", *args, sample, env={**cli_env, **extra}, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        assert "error" not in result, result
+        assert result["language"] == "zh"
+        assert {s["speaker"] for s in result["transcript"]["segments"]} == {"agent", "caller"}
+        texts[name] = result["transcript"]["text"]
+    assert texts["user"] == texts["openai"]  # the same weights, wherever the checkpoint came from
+    assert cer(texts["openai"], texts["faster"]) < 0.15, texts
+
+    # the checkpoint given to the default engine is a clear error, not a crash
+    done = _callintake("process", "--json", sample, env={**cli_env, "CALLINTAKE_ASR__MODEL_PATH": str(converted)},
+                       cwd=tmp_path)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "openai-whisper checkpoint" in result["error"]
+    assert os.path.getsize(converted) > 100_000_000
