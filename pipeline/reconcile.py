@@ -1,4 +1,4 @@
-"""Find calls whose work was lost and start it again: the database is the source of truth, the queue is not.
+"""Find calls and dispatches whose work was lost and start it again: the database is the truth, not the queue.
 
 A call is *in flight* while its status is ``queued``, ``processing`` or ``transcribed``. Each in-flight
 call should have either a job waiting for it (in the queue, or scheduled for a retry) or a worker holding
@@ -11,16 +11,24 @@ away. ``reconcile`` asks the job queue about every in-flight call and, for each 
 * a call lost ``max_attempts`` times is marked ``failed`` at stage ``queue`` with the reason, so that a
   recording that kills every worker that touches it stops doing so and shows up for a person.
 
-Calls that changed within the last ``grace_s`` seconds are left alone (an upload may be between its
-database commit and its enqueue). Each decision re-reads the call inside its own transaction, so a call
-that a worker finished meanwhile is not touched. Re-enqueueing is safe even when the call turns out to
-be done: the job finds the ticket of its rules version stored and returns.
+The same pass finds dispatch jobs lost the same ways: every approved ticket whose current version was
+neither sent nor refused should have a dispatch job queued, scheduled or running; one that has none is
+queued again (``DispatchQueue``; ``report.dispatch_requeued``).
 
-The queue side is a small protocol (``JobQueue``) so that this module stays free of RQ;
-``workers.registry.RqJobQueue`` is the implementation. Example::
+Calls and tickets that changed within the last ``grace_s`` seconds are left alone (an upload or an
+approval may be between its database commit and its enqueue). Each decision re-reads the call inside its
+own transaction, so a call that a worker finished meanwhile is not touched. Re-enqueueing is safe even when
+the call turns out to be done: the job finds the ticket of its rules version stored and returns; a dispatch
+job finds its version sent and sends nothing.
 
-    report = reconcile(settings, session_factory=factory, jobs=RqJobQueue(connect(settings), settings))
-    print(report.requeued)   # ['3f2a9c0d5e6b7a81', ...]
+The queue side is two small protocols (``JobQueue``, ``DispatchQueue``) so that this module stays free
+of RQ; ``workers.registry.RqJobQueue`` and ``workers.dispatch_jobs.RqDispatchQueue`` implement them.
+Example::
+
+    report = reconcile(settings, session_factory=factory, jobs=RqJobQueue(connect(settings), settings),
+                       dispatches=RqDispatchQueue(connection, dispatch_context))
+    print(report.requeued)            # ['3f2a9c0d5e6b7a81', ...]  calls
+    print(report.dispatch_requeued)   # ['00aa11bb22cc33dd', ...]  tickets
 """
 
 from __future__ import annotations
@@ -76,6 +84,16 @@ class JobQueue(Protocol):
         ...
 
 
+class DispatchQueue(Protocol):
+    """What ``reconcile`` needs to find lost dispatch jobs."""
+
+    def requeue_lost(self, *, changed_before: datetime) -> list[str]:
+        """Queue again every approved ticket last changed before ``changed_before`` whose current version was
+        neither sent nor refused and that has no dispatch job queued, scheduled or running; returns their
+        ids."""
+        ...
+
+
 @dataclass
 class ReconcileReport:
     """What one pass found and did."""
@@ -87,10 +105,13 @@ class ReconcileReport:
     gave_up: list[str] = field(default_factory=list)
     skipped: int = 0
     """Lost when looked at, but changed before the decision (finished or picked up meanwhile)."""
+    dispatch_requeued: list[str] = field(default_factory=list)
+    """Approved tickets whose dispatch job was lost and is queued again."""
 
     def to_dict(self) -> dict[str, object]:
         return {"checked": self.checked, "waiting": self.waiting, "running": self.running,
-                "requeued": list(self.requeued), "gave_up": list(self.gave_up), "skipped": self.skipped}
+                "requeued": list(self.requeued), "gave_up": list(self.gave_up), "skipped": self.skipped,
+                "dispatch_requeued": list(self.dispatch_requeued)}
 
 
 def iter_in_flight(
@@ -115,12 +136,14 @@ def iter_in_flight(
 
 def reconcile(
     settings: Settings, *, session_factory: sessionmaker[Session], jobs: JobQueue, grace_s: float | None = None,
-    max_attempts: int | None = None, now: datetime | None = None,
+    max_attempts: int | None = None, now: datetime | None = None, dispatches: DispatchQueue | None = None,
 ) -> ReconcileReport:
-    """Enqueue again every in-flight call that no job and no worker will finish; see the module docstring.
+    """Enqueue again every in-flight call that no job and no worker will finish, and (with ``dispatches``)
+    every approved ticket whose dispatch job is gone; see the module docstring.
 
     ``grace_s`` and ``max_attempts`` default to ``settings.ops``. Raises ``StorageUnavailable`` when the
-    database or the queue cannot be reached (nothing is half-done: each call is decided on its own).
+    database or the queue cannot be reached (nothing is half-done: each call and ticket is decided on its
+    own, and the next pass finds what this one did not reach).
     """
     grace = settings.ops.reconcile_grace_s if grace_s is None else grace_s
     attempts = settings.ops.max_attempts if max_attempts is None else max_attempts
@@ -142,6 +165,11 @@ def reconcile(
                        len(report.requeued), len(report.gave_up), report.checked)
     else:
         logger.info("reconcile: %d call(s) in flight, none lost", report.checked)
+    if dispatches is not None:
+        report.dispatch_requeued = list(dispatches.requeue_lost(changed_before=cutoff))
+        if report.dispatch_requeued:
+            logger.warning("reconcile: %d approved ticket(s) had lost their dispatch job; queued again",
+                           len(report.dispatch_requeued))
     return report
 
 
@@ -178,4 +206,5 @@ def _repair(session_factory: sessionmaker[Session], jobs: JobQueue, call: InFlig
                    call.status.value, jid)
 
 
-__all__ = ["IN_FLIGHT", "InFlightCall", "JobQueue", "JobState", "ReconcileReport", "iter_in_flight", "reconcile"]
+__all__ = ["IN_FLIGHT", "DispatchQueue", "InFlightCall", "JobQueue", "JobState", "ReconcileReport", "iter_in_flight",
+           "reconcile"]

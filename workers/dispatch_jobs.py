@@ -22,13 +22,16 @@ import logging
 import math
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from redis.exceptions import RedisError
 from rq import Retry, get_current_job
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipeline.errors import Conflict, NotFound
+from pipeline.errors import Conflict, NotFound, StorageUnavailable
 from pipeline.settings import Settings
+from workers import queues
 
 logger = logging.getLogger(__name__)
 
@@ -122,33 +125,51 @@ def requeue_lost(connection: Any, context: DispatchContext, *, grace_s: float = 
     queued, scheduled or running. When it has none (Redis lost its data, or the job ran out of retries
     while the database was away), a new job is queued. Tickets changed within ``grace_s`` seconds are
     left alone: an approval may be between its commit and its enqueue. Safe to run at any time and on
-    several hosts at once (job ids are unique per ticket version).
+    several hosts at once (job ids are unique per ticket version). Raises ``StorageUnavailable`` when
+    Redis or the database cannot be reached.
     """
     from datetime import timedelta
 
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
-
-    from pipeline.dispatch.service import find_undelivered
-    from pipeline.storage.db import session_scope
     from pipeline.storage.models import utcnow
-    from workers import queues
 
-    settings = context.settings
-    with session_scope(context.session_factory) as session:
-        candidates = find_undelivered(session, connector=settings.dispatch.connector,
-                                      changed_before=utcnow() - timedelta(seconds=grace_s))
-    requeued = []
-    for ticket_id, version in candidates:
-        jid = queues.job_id(ticket_id, queues.DISPATCH, str(version))
+    return RqDispatchQueue(connection, context).requeue_lost(changed_before=utcnow() - timedelta(seconds=grace_s))
+
+
+class RqDispatchQueue:
+    """``pipeline.reconcile.DispatchQueue`` on RQ: what ``reconcile`` runs for lost dispatch jobs."""
+
+    def __init__(self, connection: Any, context: DispatchContext) -> None:
+        self.connection = connection
+        self.context = context
+
+    def requeue_lost(self, *, changed_before: datetime) -> list[str]:
+        from pipeline.dispatch.service import iter_undelivered
+
+        requeued: list[str] = []
+        for page in iter_undelivered(self.context.session_factory, connector=self.context.settings.dispatch.connector,
+                                     changed_before=changed_before):
+            states = self._job_states(page)
+            for ticket_id, version in page:
+                status = states[ticket_id]
+                if status in LIVE_STATES:
+                    continue
+                queues.enqueue_dispatch(self.connection, ticket_id=ticket_id, version=version, again=True)
+                logger.warning("ticket %s: v%d had no dispatch job (%s); queued again", ticket_id, version,
+                               status or "none in the queue")
+                requeued.append(ticket_id)
+        return requeued
+
+    def _job_states(self, page: list[tuple[str, int]]) -> dict[str, str | None]:
+        """The RQ status of each ticket version's dispatch job (``None`` when Redis holds none), in one round
+        trip for the page."""
+        from rq.job import Job
+
         try:
-            status = Job.fetch(jid, connection=connection).get_status(refresh=True)
-        except NoSuchJobError:
-            status = None
-        if status is not None and status in LIVE_STATES:
-            continue
-        queues.enqueue_dispatch(connection, ticket_id=ticket_id, version=version, again=True)
-        logger.warning("ticket %s: v%d had no dispatch job (%s); queued again", ticket_id, version,
-                       status or "none in the queue")
-        requeued.append(ticket_id)
-    return requeued
+            with self.connection.pipeline(transaction=False) as pipe:
+                for ticket_id, version in page:
+                    pipe.hget(Job.key_for(queues.job_id(ticket_id, queues.DISPATCH, str(version))), "status")
+                replies = pipe.execute()
+        except RedisError as exc:
+            raise StorageUnavailable(f"job queue unavailable: {exc}") from exc
+        return {ticket_id: (status.decode() if isinstance(status, bytes) else status)
+                for (ticket_id, _), status in zip(page, replies, strict=True)}

@@ -211,10 +211,11 @@ def reconcile_once(
     settings: Settings, *, session_factory: Any, connection: Redis, grace_s: float | None = None,
     max_attempts: int | None = None, owner: str = "reconcile",
 ) -> ReconcileReport | None:
-    """One ``pipeline.reconcile.reconcile`` pass on RQ, unless another one is running anywhere (then
-    ``None``). Counts what it did for ``/metrics``. Raises ``StorageUnavailable`` when Redis or the database
-    cannot be reached."""
+    """One ``pipeline.reconcile.reconcile`` pass on RQ, lost calls and lost dispatch jobs, unless another
+    one is running anywhere (then ``None``). Counts what it did for ``/metrics``. Raises
+    ``StorageUnavailable`` when Redis or the database cannot be reached."""
     from workers import metrics
+    from workers.dispatch_jobs import DispatchContext, RqDispatchQueue
 
     token = f"{owner}:{uuid.uuid4().hex}"
     try:
@@ -224,8 +225,9 @@ def reconcile_once(
     except RedisError as exc:
         raise StorageUnavailable(f"job queue unavailable: {exc}") from exc
     try:
+        dispatches = RqDispatchQueue(connection, DispatchContext(settings=settings, session_factory=session_factory))
         report = reconcile(settings, session_factory=session_factory, jobs=RqJobQueue(connection, settings),
-                           grace_s=grace_s, max_attempts=max_attempts)
+                           grace_s=grace_s, max_attempts=max_attempts, dispatches=dispatches)
     finally:
         try:
             connection.eval(_RELEASE, 1, RECONCILE_LOCK, token)

@@ -5,7 +5,8 @@
 * ``GET /admin/reprocess/{id}`` is its progress (done, changed, failed, rate, ETA); ``GET /admin/reprocess``
   the latest runs; ``POST …/stop`` and ``POST …/resume`` stop it and go on with what is pending.
 * ``GET /admin/reprocess/{id}/report`` is the diff (``?format=csv`` or ``json``), also while it runs.
-* ``POST /admin/reconcile`` runs one ``reconcile`` pass now and answers with what it did.
+* ``POST /admin/reconcile`` runs one ``reconcile`` pass now (lost calls and lost dispatch jobs) and
+  answers with what it did.
 """
 
 from __future__ import annotations
@@ -105,12 +106,19 @@ class ReprocessList(BaseModel):
 
 
 class ReconcileRead(BaseModel):
+    """What one reconcile pass found and did."""
+
     checked: int
+    """Calls in flight (queued, processing, transcribed) older than the grace."""
     waiting: int
     running: int
     requeued: list[str]
+    """Calls whose job was lost, enqueued again."""
     gave_up: list[str]
+    """Calls lost too many times, marked failed."""
     skipped: int
+    dispatch_requeued: list[str]
+    """Approved tickets whose dispatch job was lost, queued again."""
 
 
 def _aware(value: datetime, zone: str) -> datetime:
@@ -239,7 +247,7 @@ def report_reprocess(run_id: str, state: State, principal: SupervisorOnly,
 
 
 @router.post("/reconcile", response_model=ReconcileRead, responses=ERRORS,
-             summary="Enqueue again the calls whose jobs were lost, now")
+             summary="Enqueue again the calls and approved tickets whose jobs were lost, now")
 def run_reconcile(state: State, principal: SupervisorOnly,
                   grace_s: Annotated[float | None, Query(ge=0)] = None) -> ReconcileRead:
     if state.settings.queue_mode != "rq":

@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -225,6 +226,32 @@ def prepare_retry(settings: Settings, session: Session, *, ticket_id: str) -> tu
     return ticket.version, row
 
 
+def iter_undelivered(
+    session_factory: SessionFactory, *, connector: str, changed_before: datetime, page: int = 1000,
+) -> Iterator[list[tuple[str, int]]]:
+    """Every ``find_undelivered`` ticket, in pages of ``page`` in id order, each page read in its own
+    transaction (keyset paging: tickets sent or edited meanwhile neither repeat nor shift the pages)."""
+    after = ""
+    while True:
+        with session_scope(session_factory) as session:
+            rows = session.execute(
+                _undelivered_query(connector=connector, changed_before=changed_before)
+                .where(TicketRow.id > after).order_by(TicketRow.id).limit(page)
+            ).all()
+        if not rows:
+            return
+        yield [(str(row[0]), int(row[1])) for row in rows]
+        after = str(rows[-1][0])
+
+
+def _undelivered_query(*, connector: str, changed_before: datetime) -> Select[str, int]:
+    done = (DispatchRow.ticket_id == TicketRow.id) & (DispatchRow.version == TicketRow.version) & (
+        DispatchRow.connector == connector) & DispatchRow.status.in_((DispatchStatus.SENT, DispatchStatus.FAILED))
+    return select(TicketRow.id, TicketRow.version).where(
+        TicketRow.status == TicketStatus.APPROVED, TicketRow.updated_at < changed_before,
+        ~select(DispatchRow.id).where(done).exists())
+
+
 def find_undelivered(
     session: Session, *, connector: str, changed_before: datetime, limit: int = 1000,
 ) -> list[tuple[str, int]]:
@@ -234,15 +261,8 @@ def find_undelivered(
     These are the tickets a dispatch job should be working on; when none is (Redis restarted, the job
     out of retries while the database was away), ``workers.dispatch_jobs.requeue_lost`` queues them again.
     """
-    done = (DispatchRow.ticket_id == TicketRow.id) & (DispatchRow.version == TicketRow.version) & (
-        DispatchRow.connector == connector) & DispatchRow.status.in_((DispatchStatus.SENT, DispatchStatus.FAILED))
-    query = (
-        select(TicketRow.id, TicketRow.version)
-        .where(TicketRow.status == TicketStatus.APPROVED, TicketRow.updated_at < changed_before,
-               ~select(DispatchRow.id).where(done).exists())
-        .order_by(TicketRow.updated_at, TicketRow.id)
-        .limit(limit)
-    )
+    query = (_undelivered_query(connector=connector, changed_before=changed_before)
+             .order_by(TicketRow.updated_at, TicketRow.id).limit(limit))
     return [(str(row[0]), int(row[1])) for row in session.execute(query)]
 
 

@@ -1,4 +1,5 @@
-"""Reconcile on a real Redis and real databases: which calls are lost, and that each comes back once."""
+"""Reconcile on a real Redis and real databases: which calls and dispatch jobs are lost, and that each comes
+back once."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from conftest import bearer, create_api_keys
+from fastapi.testclient import TestClient
 from ops_support import (  # noqa: F401  (fixtures)
     add_transcribed_call,
     factory_fixture,
@@ -20,12 +23,17 @@ from ops_support import (  # noqa: F401  (fixtures)
     wait_for,
 )
 from rq.job import Job
+from support.ticket_server import TicketServer, ticket_server_fixture  # noqa: F401
+from support.tickets import make_ticket
 
+from api.app import create_app
+from pipeline.dispatch.service import list_dispatches
 from pipeline.reconcile import JobState, iter_in_flight, reconcile
 from pipeline.settings import Settings
 from pipeline.storage import repo
 from pipeline.storage.db import session_scope
-from pipeline.storage.models import CallStatus, TicketRow
+from pipeline.storage.dispatch_models import DispatchStatus
+from pipeline.storage.models import CallStatus, TicketRow, TicketStatus, utcnow
 from workers import metrics, queues
 from workers.jobs import process_call_job
 from workers.registry import RECONCILE_LOCK, CallLease, RqJobQueue, lease_key, reconcile_once
@@ -33,8 +41,27 @@ from workers.registry import RECONCILE_LOCK, CallLease, RqJobQueue, lease_key, r
 pytestmark = pytest.mark.redis
 
 
-def _queued(conn: redis.Redis) -> list[str]:
-    return [j.decode() for j in conn.lrange("rq:queue:intake", 0, -1)]
+def _queued(conn: redis.Redis, queue: str = "intake") -> list[str]:
+    return [j.decode() for j in conn.lrange(f"rq:queue:{queue}", 0, -1)]
+
+
+def _webhook_env(settings: Settings, model_cache: Path, server: TicketServer, **extra: str) -> dict[str, str]:
+    return ops_env(settings, model_cache, CALLINTAKE_DISPATCH__CONNECTOR="webhook",
+                   CALLINTAKE_DISPATCH__URL=f"{server.url}/intake", CALLINTAKE_DISPATCH__SECRET="reconcile-secret",
+                   CALLINTAKE_DISPATCH__TIMEOUT_S="2", **extra)
+
+
+def _approved_ticket(settings: Settings, factory, tmp_path: Path, seed: int) -> str:
+    """An approved ticket whose call is done (``make_ticket`` leaves the call ``queued``, as uploaded)."""
+    call_id, ticket_id = make_ticket(settings, factory, tmp_path, seed=seed)
+    with session_scope(factory) as session:
+        repo.set_call_status(session, call_id=call_id, status=CallStatus.NEEDS_REVIEW)
+    return ticket_id
+
+
+def _ticket_status(factory, ticket_id: str) -> TicketStatus:
+    with session_scope(factory) as session:
+        return repo.get_ticket(session, ticket_id=ticket_id).status
 
 
 def _states(settings: Settings, factory, conn) -> dict[str, JobState]:
@@ -197,3 +224,101 @@ def test_a_long_running_worker_reconciles_by_itself(ops_settings: Settings, fact
     with session_scope(factory) as session:
         assert session.query(TicketRow).filter_by(call_id=lost).count() == 1
     assert metrics.read_counters(queues.connect(ops_settings))["reconcile_requeued"] >= 1
+
+
+def test_redis_flushed_while_a_dispatch_job_is_queued_reconcile_delivers_it_once(
+    ops_settings: Settings, factory, ticket_server: TicketServer, model_cache_dir: Path, tmp_path: Path
+) -> None:
+    conn = queues.connect(ops_settings)
+    ticket_id = _approved_ticket(ops_settings, factory, tmp_path, 1)  # approved
+    lost_call = add_transcribed_call(factory, 0, status=CallStatus.QUEUED)
+    queues.enqueue_call(conn, call_id=lost_call)
+    dispatch_job = queues.enqueue_dispatch(conn, ticket_id=ticket_id, version=1)
+    assert _queued(conn, "dispatch") == [dispatch_job]
+    conn.flushdb()  # Redis loses both jobs
+
+    env = _webhook_env(ops_settings, model_cache_dir, ticket_server)
+    first = run_cli(env, tmp_path, "reconcile", "--grace", "0")
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "1 enqueued again, 0 marked failed; 1 approved ticket(s) queued again for dispatch" in first.stdout
+    assert _queued(conn) == [queues.intake_job_id(lost_call)] and _queued(conn, "dispatch") == [dispatch_job]
+    again = json.loads(run_cli(env, tmp_path, "reconcile", "--grace", "0", "--json").stdout)
+    assert (again["requeued"], again["dispatch_requeued"], again["waiting"]) == ([], [], 1)  # both jobs wait now
+
+    done = run_cli(env, tmp_path, "-v", "worker", "--queues", "dispatch", "--burst", timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _ticket_status(factory, ticket_id) is TicketStatus.DISPATCHED
+    assert len(ticket_server.deliveries) == 1 and len(ticket_server.recorded(method="POST")) == 1
+    assert ticket_server.recorded(method="POST")[0].header("Idempotency-Key").endswith(f"_{ticket_id}_v1")
+
+    conn.flushdb()  # lost again after it was sent: nothing to send twice
+    last = json.loads(run_cli(env, tmp_path, "reconcile", "--grace", "0", "--json").stdout)
+    assert last["dispatch_requeued"] == [] and _queued(conn, "dispatch") == []
+    assert len(ticket_server.recorded(method="POST")) == 1
+
+
+def test_reconcile_leaves_dispatches_that_are_waiting_done_refused_or_just_approved(
+    ops_settings: Settings, factory, ticket_server: TicketServer, tmp_path: Path
+) -> None:
+    from pydantic import SecretStr
+
+    from pipeline.dispatch.service import dispatch_ticket
+    from pipeline.settings import DispatchSettings
+
+    hook = ops_settings.model_copy(update={"dispatch": DispatchSettings(
+        connector="webhook", url=f"{ticket_server.url}/in", secret=SecretStr("s"), timeout_s=2.0)})
+    conn = queues.connect(hook)
+    lost, waiting, scheduled, sent, refused, fresh = (
+        _approved_ticket(hook, factory, tmp_path, n) for n in range(1, 7))
+    queues.enqueue_dispatch(conn, ticket_id=waiting, version=1)
+    queues.enqueue_dispatch(conn, ticket_id=scheduled, version=1)
+    jid = queues.job_id(scheduled, queues.DISPATCH, "1")
+    conn.lrem("rq:queue:dispatch", 0, jid)
+    conn.hset(Job.key_for(jid), "status", "scheduled")  # a retry waiting in the scheduler
+    assert dispatch_ticket(hook, session_factory=factory, ticket_id=sent).status is DispatchStatus.SENT
+    ticket_server.fail_next(1, status=400)
+    assert dispatch_ticket(hook, session_factory=factory, ticket_id=refused).status is DispatchStatus.FAILED
+
+    with_grace = reconcile_once(hook, session_factory=factory, connection=conn, grace_s=3600)
+    assert with_grace is not None and with_grace.dispatch_requeued == []  # all changed within the grace
+    with session_scope(factory) as session:
+        for tid in (lost, waiting, scheduled, sent, refused):
+            repo.get_ticket(session, ticket_id=tid).updated_at = utcnow() - timedelta(minutes=10)
+    report = reconcile_once(hook, session_factory=factory, connection=conn, grace_s=60)
+    assert report is not None and report.dispatch_requeued == [lost]  # the fresh one is left to its approval
+    assert sorted(_queued(conn, "dispatch")) == sorted(queues.job_id(t, queues.DISPATCH, "1") for t in (lost, waiting))
+    with session_scope(factory) as session:
+        assert [r.status for r in list_dispatches(session, ticket_id=refused)] == [DispatchStatus.FAILED]
+
+
+def test_admin_reconcile_answers_with_the_dispatches_it_queued_again(ops_settings: Settings, factory,
+                                                                     tmp_path: Path) -> None:
+    conn = queues.connect(ops_settings)
+    ticket_id = _approved_ticket(ops_settings, factory, tmp_path, 1)
+    keys = create_api_keys(ops_settings)
+    with TestClient(create_app(ops_settings), headers=bearer(keys["supervisor"])) as client:
+        answer = client.post("/admin/reconcile", params={"grace_s": 0})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["dispatch_requeued"] == [ticket_id] and answer.json()["requeued"] == []
+        assert _queued(conn, "dispatch") == [queues.job_id(ticket_id, queues.DISPATCH, "1")]
+        assert client.post("/admin/reconcile", params={"grace_s": 0}).json()["dispatch_requeued"] == []
+        assert client.post("/admin/reconcile", headers=bearer(keys["operator"])).status_code == 403
+
+
+def test_a_long_running_dispatch_worker_finds_a_lost_dispatch_by_itself(
+    ops_settings: Settings, factory, ticket_server: TicketServer, model_cache_dir: Path, tmp_path: Path
+) -> None:
+    ticket_id = _approved_ticket(ops_settings, factory, tmp_path, 1)  # approved; its job gone, as after a flush
+    env = _webhook_env(ops_settings, model_cache_dir, ticket_server, CALLINTAKE_OPS__RECONCILE_EVERY_S="1")
+    worker = start_worker(env, tmp_path, "--queues", "dispatch")
+    try:
+        def sent() -> bool:
+            assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+            return _ticket_status(factory, ticket_id) is TicketStatus.DISPATCHED
+
+        wait_for(sent, timeout=60, what="the worker's periodic reconcile to find and send the ticket")
+        time.sleep(2.5)  # two more periods: nothing is sent again
+    finally:
+        stop(worker)
+    assert len(ticket_server.deliveries) == 1 and len(ticket_server.recorded(method="POST")) == 1
+    assert "speech model not loaded" in (tmp_path / "worker.log").read_text()
