@@ -12,8 +12,9 @@ how its language is scored and how it is decoded:
   the other is folded into one mono track (decided on the first block, which is the whole of any
   ordinary call);
 * voice activity detection (``pipeline.vad``) skips silence, so a channel that is quiet while the other
-  party talks costs nothing to decode; each track's speech is packed into windows of up to 28 s, each
-  encoded and decoded once, several side by side (``pipeline.windows``);
+  party talks costs nothing to decode; each track's speech is packed into windows of up to 28 s (a
+  window open at a block's end goes on in the next block), each encoded and decoded once, several side
+  by side (``pipeline.windows``);
 * the language is decided once, from up to eight windows spread over the call (over the first blocks of
   a long recording), each weighed by its seconds of speech, among the configured languages only, then
   fixed for every window: a short "hello" before a Mandarin call does not make it English, and a short
@@ -48,7 +49,7 @@ from pipeline.settings import AsrSettings, Settings
 from pipeline.textclean import clean_segments
 from pipeline.transcript import Segment, Transcript
 from pipeline.vad import SpeechDetector
-from pipeline.windows import MAX_SPAN_S, WINDOW_S, Region, Track, Window, pack_regions
+from pipeline.windows import MAX_SPAN_S, WINDOW_S, Region, Track, Window, WindowPacker
 
 log = logging.getLogger(__name__)
 
@@ -170,11 +171,22 @@ class Layout:
             return [Track("mixed", channels[self.channel], offset)]
         if len(channels) == 1:
             return [Track("mixed", channels[0], offset)]
-        return [Track("mixed", np.mean(np.stack(channels), axis=0).astype(np.float32), offset)]
+        mixed = np.add(channels[0], channels[1], dtype=np.float32)
+        mixed *= 0.5
+        return [Track("mixed", mixed, offset)]
 
     @property
     def track_roles(self) -> list[str]:
         return list(self.roles) if self.kind == "parties" else ["mixed"]
+
+
+def _rms(samples: np.ndarray, step: int = 1 << 20) -> float:
+    """Root mean square, summed in float64 a megasample at a time (no float64 copy of a long block)."""
+    if not len(samples):
+        return 0.0
+    total = sum(float(np.dot(piece, piece)) for piece in
+                (samples[i: i + step].astype(np.float64) for i in range(0, len(samples), step)))
+    return (total / len(samples)) ** 0.5
 
 
 def choose_layout(channels: Sequence[np.ndarray], roles: Sequence[str]) -> Layout:
@@ -186,7 +198,7 @@ def choose_layout(channels: Sequence[np.ndarray], roles: Sequence[str]) -> Layou
     roles = tuple(roles)
     if len(channels) == 1:
         return Layout("mixdown", roles)
-    rms = [float(np.sqrt(np.mean(np.square(ch, dtype=np.float64)))) if len(ch) else 0.0 for ch in channels]
+    rms = [_rms(ch) for ch in channels]
     loudest = max(rms)
     if loudest == 0.0:
         return Layout("mixdown", roles)
@@ -305,6 +317,7 @@ def transcribe_blocks(
     """
     layout: Layout | None = None
     carried: dict[str, _Carry] = {}
+    packers: dict[str, WindowPacker] = {}
     waiting: list[Window] = []
     language: str | None = None
     scores: dict[str, float] = {}
@@ -323,7 +336,10 @@ def transcribe_blocks(
             layout = choose_layout(block.channels, audio.roles)
         windows: list[Window] = []
         for track in layout.tracks(block.channels, block.start):  # one voice per window
-            windows.extend(pack_regions(speech_regions(engine, track, carried, last=block.last)))
+            packer = packers.setdefault(track.role, WindowPacker())
+            windows.extend(packer.add(speech_regions(engine, track, carried, last=block.last)))
+            if block.last:
+                windows.extend(packer.flush())
         del block  # the stream reuses the block's arrays; the windows hold copies
         if language is not None:
             decode(windows, {}, language)

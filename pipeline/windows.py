@@ -135,38 +135,53 @@ def pack_windows(track: Track, spans: Sequence[tuple[int, int]]) -> list[Window]
 
 
 def pack_regions(regions: Sequence[Region]) -> list[Window]:
-    """Pack speech regions into decoding windows, in call order (by start); each region keeps its party.
+    """Pack speech regions into decoding windows, in call order (by start); each region keeps its party."""
+    packer = WindowPacker()
+    return [*packer.add(regions), *packer.flush()]
 
-    The windows hold copies of the samples, so the regions' arrays may be reused afterwards.
+
+class WindowPacker:
+    """Packs regions arriving block by block into windows, so that a block's end does not end a window.
+
+    ``add`` returns the windows that are full; the last one stays open for the next block's regions
+    (its samples are copied, since a block's arrays may be reused), and ``flush`` closes it.
     """
-    windows: list[Window] = []
-    pieces: list[np.ndarray] = []
-    placed: list[tuple[float, float, float, float]] = []
-    roles: list[str] = []
-    gap = np.zeros(int(GAP_S * SAMPLE_RATE), dtype=np.float32)
-    length = 0.0
 
-    def flush() -> None:
-        nonlocal pieces, placed, roles, length
-        if placed:
-            windows.append(Window(np.concatenate(pieces).astype(np.float32), tuple(placed), tuple(roles)))
-        pieces, placed, roles, length = [], [], [], 0.0
+    def __init__(self) -> None:
+        self._pieces: list[np.ndarray] = []
+        self._placed: list[tuple[float, float, float, float]] = []
+        self._roles: list[str] = []
+        self._length = 0.0
+        self._gap = np.zeros(int(GAP_S * SAMPLE_RATE), dtype=np.float32)
 
-    step = int(WINDOW_S * SAMPLE_RATE)
-    pieces_of = [Region(r.role, r.start + i, r.samples[i: i + step])  # longer than a window: cut it
-                 for r in regions for i in range(0, len(r.samples), step)]
-    for region in sorted(pieces_of, key=lambda r: (r.start, r.end)):
-        dur = len(region.samples) / SAMPLE_RATE
-        if dur <= 0:
-            continue
-        if placed and length + GAP_S + dur > WINDOW_S:
-            flush()
-        if placed:
-            pieces.append(gap)
-            length += GAP_S
-        placed.append((length, length + dur, region.start / SAMPLE_RATE, region.end / SAMPLE_RATE))
-        roles.append(region.role)
-        pieces.append(region.samples)
-        length += dur
-    flush()
-    return windows
+    def add(self, regions: Sequence[Region]) -> list[Window]:
+        """Place ``regions`` (in call order after those added before); the windows completed by them."""
+        done: list[Window] = []
+        step = int(WINDOW_S * SAMPLE_RATE)
+        pieces = [Region(r.role, r.start + i, r.samples[i: i + step])  # longer than a window: cut it
+                  for r in regions for i in range(0, len(r.samples), step)]
+        for region in sorted(pieces, key=lambda r: (r.start, r.end)):
+            dur = len(region.samples) / SAMPLE_RATE
+            if dur <= 0:
+                continue
+            if self._placed and self._length + GAP_S + dur > WINDOW_S:
+                done.extend(self.flush())
+            if self._placed:
+                self._pieces.append(self._gap)
+                self._length += GAP_S
+            self._placed.append((self._length, self._length + dur, region.start / SAMPLE_RATE,
+                                 region.end / SAMPLE_RATE))
+            self._roles.append(region.role)
+            self._pieces.append(region.samples)
+            self._length += dur
+        if self._pieces:  # the open window outlives this block's arrays
+            self._pieces = [np.concatenate(self._pieces).astype(np.float32)]
+        return done
+
+    def flush(self) -> list[Window]:
+        """Close the open window, if any."""
+        if not self._placed:
+            return []
+        window = Window(np.concatenate(self._pieces).astype(np.float32), tuple(self._placed), tuple(self._roles))
+        self._pieces, self._placed, self._roles, self._length = [], [], [], 0.0
+        return [window]

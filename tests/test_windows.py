@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.audio import SAMPLE_RATE
-from pipeline.windows import GAP_S, WINDOW_S, Track, pack_windows
+from pipeline.windows import GAP_S, WINDOW_S, Region, Track, WindowPacker, pack_regions, pack_windows
 
 
 def _track(seconds: float) -> Track:
@@ -44,3 +44,35 @@ def test_split_maps_words_to_turns_in_call_time() -> None:
 
 def test_no_speech_no_windows() -> None:
     assert pack_windows(_track(5), []) == []
+
+
+def test_a_window_open_at_a_block_end_goes_on_in_the_next_block() -> None:
+    rng = np.random.default_rng(1)
+    call = rng.standard_normal(60 * SAMPLE_RATE).astype(np.float32)
+    spans = [(s * SAMPLE_RATE, (s + 4) * SAMPLE_RATE) for s in range(0, 56, 6)]  # ten 4 s turns
+    regions = [Region("caller", a, call[a:b]) for a, b in spans]
+    at_once = pack_regions(regions)
+
+    packer = WindowPacker()
+    block = np.empty(30 * SAMPLE_RATE, dtype=np.float32)  # one buffer, reused for each block (as a stream does)
+    windows = []
+    for start in (0, 30 * SAMPLE_RATE):
+        block[:] = call[start: start + len(block)]
+        inside = [Region("caller", a, block[a - start: b - start]) for a, b in spans if start <= a < start + len(block)]
+        windows.extend(packer.add(inside))
+    windows.extend(packer.flush())
+    assert len(windows) == len(at_once) == 2
+    for ours, theirs in zip(windows, at_once, strict=True):
+        assert ours.regions == theirs.regions
+        assert np.array_equal(ours.samples, theirs.samples)
+
+
+def test_regions_of_two_parties_keep_their_party() -> None:
+    track = np.ones(10 * SAMPLE_RATE, dtype=np.float32)
+    [window] = pack_regions([Region("caller", 3 * SAMPLE_RATE, track[:SAMPLE_RATE]),
+                             Region("agent", 0, track[:2 * SAMPLE_RATE])])
+    assert window.roles == ("agent", "caller")
+    words = [(0.5, 1.0, "您好", 0.9), (2.6, 3.0, "我姓王", 0.9)]
+    segments = window.split([(0.9, words, "您好我姓王")], simplify=True)
+    assert [(s.speaker, s.text, s.start) for s in segments] == [("agent", "您好", 0.0), ("caller", "我姓王", 3.0)]
+    assert window.speech_s == 3.0
