@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipeline.storage.dispatch_models import DispatchStatus
 from pipeline.storage.models import CallStatus
 from pipeline.ticket import TicketStatus
 
@@ -129,6 +130,9 @@ class TicketRead(TicketSummary):
     """The dialogue the ticket was drafted from; evidence ``start_char``/``end_char`` index its ``text``."""
     audit: list[AuditEntry] = []
     """Every edit, approval and rejection, oldest first."""
+    dispatch: TicketDispatch | None = None
+    """The latest hand-off onward (all of them: ``/tickets/{id}/dispatches``); ``null`` before the first
+    attempt, e.g. while an approved ticket's job is still queued."""
 
 
 class TicketList(BaseModel):
@@ -178,6 +182,30 @@ class AuditEntry(BaseModel):
     new_value: Any = None
     reason: str | None = None
     version: int
+
+
+class TicketDispatch(BaseModel):
+    """Where the ticket went onward: the state of its latest hand-off to the ticket system."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    version: int
+    """The ticket version handed off."""
+    connector: str = Field(examples=["webhook"])
+    status: DispatchStatus
+    """``pending`` (not sent yet; retried after a transient failure), ``sent``, or ``failed`` (refused, or
+    out of retries)."""
+    attempts: int
+    last_error: str | None
+    """Why the last attempt did not get through (``None`` once sent)."""
+    last_status_code: int | None
+    external_ref: str | None
+    """The receiving system's id for the ticket."""
+    external_url: str | None
+    """A link to it there, when the receiver gave one."""
+    last_attempt_at: datetime | None
+    sent_at: datetime | None
+    updated_at: datetime
 
 
 class TicketUpdate(BaseModel):

@@ -74,6 +74,9 @@ LABELS: dict[str, dict[str, str]] = {
         "field_address": "详细地址", "field_department": "承办单位", "field_callback_number": "回访电话",
         "field_caller_surname": "来电人姓氏", "field_vulnerable": "特殊群体", "field_amounts": "涉及金额",
         "field_summary": "摘要", "action_edit": "修改", "action_approve": "通过", "action_reject": "退回",
+        "dispatch": "派发", "dispatch_queued": "排队待派发", "dispatch_pending": "派发中",
+        "dispatch_sent": "已送达", "dispatch_failed": "派发失败", "dispatch_attempts": "已尝试 {n} 次",
+        "dispatch_last_error": "上次错误", "dispatch_reason": "原因",
     },
     "en": {
         "product": "12345 ticket review", "login": "Log in", "logout": "Log out", "api_key": "API key",
@@ -109,6 +112,9 @@ LABELS: dict[str, dict[str, str]] = {
         "field_callback_number": "Callback number", "field_caller_surname": "Caller's surname",
         "field_vulnerable": "Vulnerable", "field_amounts": "Amounts", "field_summary": "Summary",
         "action_edit": "edited", "action_approve": "approved", "action_reject": "rejected",
+        "dispatch": "Dispatch", "dispatch_queued": "queued", "dispatch_pending": "pending",
+        "dispatch_sent": "sent", "dispatch_failed": "failed", "dispatch_attempts": "{n} attempt(s)",
+        "dispatch_last_error": "last error", "dispatch_reason": "reason",
     },
 }
 

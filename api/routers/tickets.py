@@ -19,6 +19,7 @@ from api.schemas import (
     ErrorRead,
     ReviewDecision,
     SegmentRead,
+    TicketDispatch,
     TicketList,
     TicketRead,
     TicketSummary,
@@ -26,6 +27,7 @@ from api.schemas import (
     TicketUpdate,
 )
 from pipeline import review
+from pipeline.dispatch.service import latest_dispatch
 from pipeline.errors import PipelineError
 from pipeline.keys import Principal
 from pipeline.storage import repo
@@ -105,12 +107,14 @@ def ticket_detail(session: Any, ticket: TicketRow) -> TicketRead:
         out.transcript = TicketTranscript(id=transcript.id, language=transcript.language, text=transcript.text,
                                           duration_s=transcript.duration_s, segments=segments)
     out.audit = [AuditEntry.model_validate(row) for row in review.list_audit(session, ticket_id=ticket.id)]
+    dispatch = latest_dispatch(session, ticket_id=ticket.id)
+    out.dispatch = TicketDispatch.model_validate(dispatch) if dispatch is not None else None
     return out
 
 
 @router.get(
     "/tickets/{ticket_id}", response_model=TicketRead, responses={404: {"model": ErrorRead}},
-    summary="A ticket: every field with its evidence, the dialogue by speaker, the audit trail",
+    summary="A ticket: every field with its evidence, the dialogue by speaker, the audit trail, where it went",
 )
 def read_ticket(ticket_id: str, state: State) -> TicketRead:
     with session_scope(state.session_factory) as session:

@@ -233,6 +233,64 @@
   const rejectButton = document.getElementById("reject-button");
   if (rejectButton) rejectButton.addEventListener("click", openReject);
 
+  // ---- dispatch: the latest hand-off onward; while it is queued or pending, follow it until sent or failed
+  const dispatchBox = document.getElementById("dispatch-state");
+
+  function renderDispatch(d, ticketStatus) {
+    const state = d ? d.status : (ticketStatus === "approved" ? "queued" : "");
+    if (!dispatchBox || !state) return state;
+    const labels = data.labels;
+    const add = (tag, className, text) => {
+      const el = document.createElement(tag);
+      if (className) el.className = className;
+      el.textContent = text;  // never markup: the reason and the link come from the receiving system
+      dispatchBox.append(el, " ");
+      return el;
+    };
+    dispatchBox.replaceChildren();
+    dispatchBox.className = "dispatch dispatch-" + state;
+    dispatchBox.dataset.status = state;
+    add("span", "dispatch-label", labels.dispatch + ":");
+    add("span", "dispatch-status", (state === "sent" ? "✓ " : state === "failed" ? "✗ " : "") + labels["dispatch_" + state]);
+    if (!d) return state;
+    if (state === "sent") {
+      const link = /^https?:\/\//i.test(d.external_url || "") ? d.external_url : null;
+      if (link) {
+        const a = add("a", "", d.external_ref || link);
+        Object.assign(a, {id: "dispatch-link", href: link, target: "_blank", rel: "noopener noreferrer"});
+      } else if (d.external_ref) {
+        add("span", "", d.external_ref).id = "dispatch-ref";
+      }
+    }
+    add("span", "dispatch-meta", "· " + d.connector + " v" + d.version + " · " +
+        labels.dispatch_attempts.replace("{n}", String(d.attempts)));
+    if (d.last_error && state !== "sent") {
+      const why = state === "failed" ? labels.dispatch_reason : labels.dispatch_last_error;
+      add("span", "dispatch-error", "· " + why + ": " + d.last_error).id = "dispatch-error";
+    }
+    return state;
+  }
+
+  if (dispatchBox && ["queued", "pending"].includes(dispatchBox.dataset.status)) {
+    const since = Date.now();
+    const follow = async () => {
+      if (!document.hidden) {
+        const result = await Review.api("GET", "/tickets/" + data.id);
+        if (result.ok) {
+          const state = renderDispatch(result.body.dispatch, result.body.status);
+          const shown = document.getElementById("ticket-status");
+          if (shown && result.body.status === "dispatched") {
+            shown.textContent = data.labels.status_dispatched;
+            shown.className = "status status-dispatched";
+          }
+          if (state === "sent" || state === "failed") return;
+        }
+      }
+      setTimeout(follow, Date.now() - since < 60_000 ? 2000 : 15_000);  // retries may be minutes apart
+    };
+    setTimeout(follow, 2000);
+  }
+
   // ---- keyboard
   document.addEventListener("keydown", (event) => {
     if (Review.typing(event) || (dialog && dialog.open)) return;

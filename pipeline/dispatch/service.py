@@ -201,6 +201,14 @@ def list_dispatches(session: Session, *, ticket_id: str) -> list[DispatchRow]:
     return list(session.scalars(query))
 
 
+def latest_dispatch(session: Session, *, ticket_id: str) -> DispatchRow | None:
+    """The ticket's most recent hand-off: of its newest version dispatched, the row last changed (``None``
+    before the first attempt, e.g. while an approved ticket's job is still queued)."""
+    query = (select(DispatchRow).where(DispatchRow.ticket_id == ticket_id)
+             .order_by(DispatchRow.version.desc(), DispatchRow.updated_at.desc(), DispatchRow.id.desc()).limit(1))
+    return session.scalars(query).first()
+
+
 def prepare_retry(settings: Settings, session: Session, *, ticket_id: str) -> tuple[int, DispatchRow | None]:
     """Make the current version of an approved ticket ready to be dispatched again; returns the version
     and its dispatch row for the configured connector (``None`` when it was never tried).

@@ -4,7 +4,8 @@ real sample call processed by the bundled model, a real dispatch worker process 
 real HTTP ticket system on loopback that fails the first two deliveries.
 
 An operator logs in, opens the queue and the ticket, clicks a line of the dialogue (the audio seeks to
-that line and plays), corrects a field in place, and approves with the keyboard; the ticket system then
+that line and plays), corrects a field in place, and approves with the keyboard; the ticket page, left
+open, follows the dispatch until it shows it sent with the receiving system's link, and the ticket system
 receives exactly one accepted delivery of the edited version. Screenshots: ``tests/artifacts/``.
 """
 
@@ -198,6 +199,19 @@ def test_operator_reviews_a_call_in_the_browser(stack: dict) -> None:
         assert "Approve" not in page.inner_text(".head-actions")  # approved: nothing left to decide
         assert "Caller" in page.inner_text("#dialogue") or "Call" in page.inner_text("#dialogue")
         page.screenshot(path=str(ARTIFACTS / "06_ticket_en.png"), full_page=True)
+
+        # the open page follows the dispatch (two 503s, then accepted) and links to the receiver's ticket
+        try:
+            page.wait_for_function("document.getElementById('dispatch-state').dataset.status === 'sent'",
+                                   timeout=180_000)
+        except Exception:
+            pytest.fail("the page never showed the dispatch sent\n" + stack["worker_log"].read_text()[-3000:])
+        link = page.locator("#dispatch-link")
+        assert link.inner_text() == "WH-1" and link.get_attribute("href") == f"{server.url}/tickets/WH-1"
+        shown = page.inner_text("#dispatch-state")
+        assert "✓ sent" in shown and "3 attempt(s)" in shown, shown
+        assert page.inner_text("#ticket-status") == "dispatched"
+        page.screenshot(path=str(ARTIFACTS / "07_dispatched_en.png"), full_page=True)
         browser.close()
     assert errors == [], errors
 
