@@ -114,6 +114,9 @@ def extract_callback(call: Call, done: Mapping[str, Extraction]) -> Extraction:
         if len(digits) > len(number) + (1 if rule.startswith("callback:nanp") else 0):
             # more digits were said than the number has: a digit may have been misheard, let a person check
             rule, confidence = rule + ":extra_digits", 0.6
+        if number in call.rules.prompt_numbers:
+            # the recogniser's prompt example, likely copied from the prompt rather than heard
+            rule, confidence = rule + ":prompt_echo", 0.2
         return Extraction("callback_number", number, evidence=(call.evidence(rule, s, e),),
                           confidence=confidence, review=confidence < 0.75)
     if fallback is not None:

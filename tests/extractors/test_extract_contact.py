@@ -132,3 +132,16 @@ def test_country_codes_are_not_extra_digits(sentence: str, number: str) -> None:
     draft = ticket_of(sentence)
     assert draft.callback_number == number
     assert "callback_number" not in draft.needs_review
+
+
+def test_the_recognisers_prompt_example_number_is_never_trusted() -> None:
+    from pipeline.transcribe import domain_prompt
+
+    # the number written in the Mandarin domain prompt is one the recogniser can copy on unclear audio
+    assert "一三九一一零二二三四四" in (domain_prompt("zh") or "")
+    draft = ticket_of("我姓刘，电话一三九一一零二二三四四")
+    assert draft.callback_number == "13911022344"
+    assert "callback_number" in draft.needs_review
+    assert draft.confidence["callback_number"] < 0.5
+    assert draft.evidence["callback_number"][0].rule.endswith(":prompt_echo")
+    assert "callback_number" not in ticket_of("我姓刘，电话一三九一一零二二三四五").needs_review
