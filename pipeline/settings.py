@@ -45,7 +45,8 @@ class AsrSettings(BaseModel):
     decoded again with ``beam_size``. Equal to ``beam_size``, every window gets the full beam at once."""
 
     languages: list[str] = Field(default_factory=lambda: ["zh", "en"])
-    """Languages a call may be in; detection is restricted to these, decided over the whole call."""
+    """Languages a call may be in; detection is restricted to these, decided over the whole call. The
+    first is the hotline's own: a call with too little speech to tell is taken to be in it."""
 
     vad: bool = True
     """Skip non-speech with voice activity detection before decoding."""

@@ -2,7 +2,9 @@
 
 Whisper was trained on subtitles, so on silence, music or line noise it can write the credits it saw
 there ("字幕由Amara.org社群提供", "请不吝点赞 订阅 转发", "Thanks for watching!"), and on hard audio it can
-loop on one phrase. These are removed here, after decoding, whatever the engine.
+loop on one phrase. Given an initial prompt, it can also write the prompt back when it hears nothing
+it can use (a ringback tone comes out as "The caller reports a problem and gives the phone number.").
+These are removed here, after decoding, whatever the engine.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import replace
+from difflib import SequenceMatcher
 from functools import cache
 
 from pipeline.transcript import Segment
@@ -24,8 +27,19 @@ HALLUCINATIONS = (
     "like and subscribe", "see you in the next video",
 )
 _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
-#: a unit of 1-12 characters repeated 4+ times in a row is a decoding loop, not speech
-_LOOP = re.compile(r"(.{1,12}?)(?:[\s，,、。.]*\1){3,}", re.DOTALL)
+#: a segment is the prompt written back when this share of its letters (and at least PROMPT_ECHO_MIN)
+#: come from the prompt in order, in runs of PROMPT_ECHO_RUN or more; a phrase an agent really says
+#: ("您好，请问您贵姓", "City services hotline, how can I help you?") is shorter or mostly its own
+PROMPT_ECHO_SHARE = 0.8
+PROMPT_ECHO_MIN = 12
+PROMPT_ECHO_RUN = 4
+#: a unit of 1-12 characters repeated 4+ times in a row is a decoding loop, not speech; so is a longer
+#: phrase (13-60 characters) said three times over
+_SEP = r"[\s，,、。.!?！？;；]*"
+_LOOP = re.compile(rf"(.{{1,12}}?)(?:{_SEP}\1){{3,}}", re.DOTALL)
+_LONG_LOOP = re.compile(rf"(.{{13,60}}?)(?:{_SEP}\1){{2,}}", re.DOTALL)
+#: a digit said over and over is a phone number or an amount ("一三八八八八八八八八八"), not a loop
+_DIGITS = set("0123456789０１２３４５６７８９零〇幺一二两三四五六七八九十")
 
 
 @cache
@@ -56,21 +70,50 @@ def is_hallucination(text: str) -> bool:
     return False
 
 
+def is_prompt_echo(text: str, prompt: str | None) -> bool:
+    """True when a segment is mostly a stretch of the decoder's initial prompt, copied.
+
+    >>> is_prompt_echo("The caller reports a problem.", "Hotline call. The caller reports a problem and a place.")
+    True
+    >>> is_prompt_echo("City services hotline, how can I help you?", "City services hotline call.")
+    False
+    """
+    if not prompt:
+        return False
+    key, source = _key(text), _key(prompt)
+    if len(key) < PROMPT_ECHO_MIN:
+        return False
+    blocks = SequenceMatcher(None, key, source, autojunk=False).get_matching_blocks()
+    copied = sum(b.size for b in blocks if b.size >= PROMPT_ECHO_RUN)
+    return copied >= PROMPT_ECHO_MIN and copied >= PROMPT_ECHO_SHARE * len(key)
+
+
 def collapse_loops(text: str) -> str:
-    """Cut a phrase repeated four or more times in a row down to one occurrence.
+    """Cut a phrase repeated four or more times in a row (a long one: three times) down to one
+    occurrence; one or two digits repeated are a number and stay.
 
     >>> collapse_loops("好的好的好的好的好的")
     '好的'
+    >>> collapse_loops("电话一三八八八八八八八八八")
+    '电话一三八八八八八八八八八'
     """
-    return _LOOP.sub(lambda m: m.group(1), text)
+
+    def keep_one(match: re.Match[str]) -> str:
+        unit = match.group(1)
+        if len(unit.strip()) <= 2 and set(unit.strip()) <= _DIGITS:
+            return match.group(0)
+        return unit
+
+    return _LONG_LOOP.sub(keep_one, _LOOP.sub(keep_one, text))
 
 
-def clean_segments(segments: Iterable[Segment], *, language: str) -> list[Segment]:
-    """Drop hallucinated segments and repetition loops, including one segment repeated over and over."""
+def clean_segments(segments: Iterable[Segment], *, language: str, prompt: str | None = None) -> list[Segment]:
+    """Drop hallucinated segments, the prompt written back, and repetition loops, including one segment
+    repeated over and over."""
     out: list[Segment] = []
     for seg in segments:
         text = collapse_loops(seg.text).strip()
-        if not text or is_hallucination(text):
+        if not text or is_hallucination(text) or is_prompt_echo(text, prompt):
             continue
         if len(out) >= 2 and _key(out[-1].text) == _key(text) == _key(out[-2].text) \
                 and out[-1].speaker == seg.speaker:

@@ -17,8 +17,9 @@ how its language is scored and how it is decoded:
   by side (``pipeline.windows``);
 * the language is decided once, from up to eight windows spread over the call (over the first blocks of
   a long recording), each weighed by its seconds of speech, among the configured languages only, then
-  fixed for every window: a short "hello" before a Mandarin call does not make it English, and a short
-  turn alone cannot come out as a language the hotline does not take;
+  fixed for every window: a short "hello" before a Mandarin call does not make it English, a short
+  turn alone cannot come out as a language the hotline does not take, and a call too short to tell is
+  taken to be in the first configured language (the hotline's own);
 * each window is decoded first with a narrow beam (``quick_beam_size``); only a window whose decode
   comes out unsure or repetitive is decoded again with the full beam, then with Whisper's temperature
   fallback;
@@ -59,6 +60,9 @@ SILENT_CHANNEL_RATIO = 0.02
 DUPLICATE_CHANNEL_CORR = 0.97
 #: the language is scored on up to this many windows, spread over the speech it is decided on
 LANGUAGE_WINDOWS = 8
+#: the first configured language (the hotline's own) starts the vote with this many seconds of speech, so
+#: that a call too short to tell (a lone "喂？") is taken to be in it, not in whatever a second suggests
+LANGUAGE_PRIOR_S = 1.0
 #: a long recording's language is decided once this much speech is packed (or after LANGUAGE_BLOCKS)
 LANGUAGE_SPEECH_S = 120.0
 LANGUAGE_BLOCKS = 3
@@ -269,7 +273,8 @@ def decide_language(
     engine: WindowEngine, windows: Sequence[Window], languages: Sequence[str]
 ) -> tuple[str, dict[str, float], dict[int, Any]]:
     """The call's language among ``languages``, from up to ``LANGUAGE_WINDOWS`` windows spread over
-    ``windows``, each weighed by its seconds of speech.
+    ``windows``, each weighed by its seconds of speech; the first language starts with
+    ``LANGUAGE_PRIOR_S`` seconds in its favour.
 
     Returns the language, its normalised scores, and the encoded windows (by index) for reuse.
     """
@@ -280,6 +285,7 @@ def decide_language(
         return allowed[0], {}, {}
     picks = sorted({int(round(i)) for i in np.linspace(0, len(windows) - 1, min(LANGUAGE_WINDOWS, len(windows)))})
     totals = dict.fromkeys(allowed, 0.0)
+    totals[allowed[0]] = LANGUAGE_PRIOR_S
     encoded = dict(zip(picks, _map(engine, engine.encode, [windows[i] for i in picks]), strict=True))
     for index in picks:
         probs = engine.language_probs(encoded[index])
@@ -327,8 +333,9 @@ def transcribe_blocks(
     def decode(windows: Sequence[Window], encoded: dict[int, Any], lang: str) -> None:
         found = _map(engine, lambda w, e: engine.decode(w, e, lang), windows,
                      [encoded.get(i) for i in range(len(windows))])
+        prompt = domain_prompt(lang) if asr.domain_prompt else None
         for window_segments in found:
-            segments.extend(clean_segments(window_segments, language=lang))
+            segments.extend(clean_segments(window_segments, language=lang, prompt=prompt))
 
     for block in _blocks(audio, block_s):
         blocks += 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.textclean import clean_segments, collapse_loops, is_hallucination, to_simplified
+from pipeline.textclean import clean_segments, collapse_loops, is_hallucination, is_prompt_echo, to_simplified
 from pipeline.transcript import Segment
 
 
@@ -43,3 +43,40 @@ def test_clean_segments_drops_repeated_lines_and_credits() -> None:
             Segment(2, 3, "caller", "我们楼下很吵"), Segment(3, 4, "caller", "字幕由Amara.org社群提供"),
             Segment(4, 5, "agent", "好的")]
     assert [s.text for s in clean_segments(segs, language="zh")] == ["我们楼下很吵", "我们楼下很吵", "好的"]
+
+
+SENTENCE = "我们会转给相关部门核实处理。"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (SENTENCE * 3, SENTENCE),
+    ("Z Gonzalez'DrayZ Gonzalez'DrayZ Gonzalez'Dray", "Z Gonzalez'Dray"),  # a long unit, said three times
+    ("手机号是一三八八八八八八八八八", "手机号是一三八八八八八八八八八"),  # a number, not a loop
+    ("一共三千三百三十三元", "一共三千三百三十三元"),
+    (SENTENCE * 2, SENTENCE * 2),  # twice may be said; three times is a loop
+])
+def test_long_loops_collapse_and_numbers_stay(text: str, expected: str) -> None:
+    assert collapse_loops(text) == expected
+
+
+EN_PROMPT = "City services hotline call. The caller reports a problem and gives their name, address and phone number."
+ZH_PROMPT = "以下是北京12345市民服务热线的通话录音。您好，请问您贵姓？我姓张，电话一三九一一零二二三四四。"
+
+
+@pytest.mark.parametrize(("text", "prompt", "echo"), [
+    ("The caller reports a problem and gives the phone number.", EN_PROMPT, True),
+    ("以下是北京12345市民服务热线的通话录音", ZH_PROMPT, True),
+    ("我姓张，电话一三九一一零二二三四四。", ZH_PROMPT, True),
+    ("City services hotline, how can I help you?", EN_PROMPT, False),  # the agent's own greeting
+    ("您好，请问您贵姓？", ZH_PROMPT, False),  # said on every call: too short to be an echo
+    ("您好，12345市民服务热线，请问有什么可以帮您？", ZH_PROMPT, False),
+    ("The caller reports a problem.", None, False),
+])
+def test_the_prompt_written_back_is_recognised(text: str, prompt: str | None, echo: bool) -> None:
+    assert is_prompt_echo(text, prompt) is echo
+
+
+def test_clean_segments_drops_the_prompt_written_back() -> None:
+    segs = [Segment(0, 1, "agent", "City services hotline, how can I help you?"),
+            Segment(1, 2, "caller", "The caller reports a problem and gives the phone number.")]
+    assert [s.text for s in clean_segments(segs, language="en", prompt=EN_PROMPT)] == [segs[0].text]

@@ -76,3 +76,15 @@ def test_regions_of_two_parties_keep_their_party() -> None:
     segments = window.split([(0.9, words, "您好我姓王")], simplify=True)
     assert [(s.speaker, s.text, s.start) for s in segments] == [("agent", "您好", 0.0), ("caller", "我姓王", 3.0)]
     assert window.speech_s == 3.0
+
+
+def test_words_piled_on_one_instant_are_not_speech() -> None:
+    """After a short "您好" the decoder may go on writing its prompt; the alignment piles those words up on
+    one instant with no duration. Three or more such words in a row are dropped; one is kept."""
+    track = Track("caller", np.ones(2 * SAMPLE_RATE, dtype=np.float32))
+    [window] = pack_windows(track, [(0, int(0.6 * SAMPLE_RATE))])
+    said = [(0.0, 0.34, "您", 0.01), (0.34, 0.56, "好，", 0.6)]
+    piled = [(0.56, 0.56, w, 0.01) for w in ("请", "问", "您", "贵", "姓")]
+    assert [s.text for s in window.split([(0.5, [*said, *piled], "")], simplify=True)] == ["您好，"]
+    one = [(0.0, 0.3, "好", 0.9), (0.3, 0.3, "的", 0.9), (0.3, 0.5, "谢谢", 0.9)]
+    assert [s.text for s in window.split([(0.9, one, "")], simplify=True)] == ["好的谢谢"]
