@@ -48,9 +48,10 @@ def default_files() -> list[Path]:
 # -- inside a subprocess ---------------------------------------------------------------------------------
 def _threads(settings) -> int:  # type: ignore[no-untyped-def]
     """The pipeline's threads in all (decoders x threads each): what each raw contender gets too."""
-    cores = os.cpu_count() or 1
-    workers = settings.asr.num_workers or (2 if cores >= 2 else 1)
-    return workers * (settings.asr.cpu_threads or max(1, cores // workers))
+    from pipeline.transcribe import decoders_and_threads
+
+    decoders, threads = decoders_and_threads(settings.asr)
+    return decoders * threads
 
 
 def run_contender(name: str, files: list[Path]) -> dict:

@@ -15,6 +15,7 @@ transcriber consumes nothing else.
 
 from __future__ import annotations
 
+import io
 import logging
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from pydub.utils import mediainfo_json
@@ -202,13 +204,12 @@ def stream_blocks(path: Path, channels: int, block_s: float = BLOCK_S) -> Iterat
     read_frames = min(int(_READ_S * SAMPLE_RATE), block_frames)
     frame_bytes = 4 * channels
     buffer = np.empty((read_frames, channels), dtype="<f4")
-    raw = memoryview(buffer).cast("B")
+    raw = buffer.data.cast("B")
     block = tuple(np.empty(block_frames, dtype=np.float32) for _ in range(channels))
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(_ffmpeg_command(path, channels), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=errors)
-        stdout = proc.stdout
-        assert stdout is not None
+        stdout = cast(io.BufferedReader, proc.stdout)
         partial = b""  # the bytes of a frame split between two reads
 
         def read() -> int:

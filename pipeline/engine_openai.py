@@ -218,7 +218,7 @@ class OpenAIWhisperTranscriber:
         beam = self._asr.beam_size
         quick = min(self._asr.quick_beam_size, beam)
         # a quick narrow beam first (kept when sure of itself), then the full beam, then hotter samples
-        schedule = [(0.0, quick), (0.0, beam)] if quick < beam else [(0.0, beam)]
+        schedule: list[tuple[float, int | None]] = [(0.0, quick), (0.0, beam)] if quick < beam else [(0.0, beam)]
         schedule += [(t, None) for t in TEMPERATURES if t > 0.0]
         result = None
         for temperature, beam_size in schedule:

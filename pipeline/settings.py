@@ -34,8 +34,8 @@ class AsrSettings(BaseModel):
     """Threads for one decoder; 0 shares the machine's cores among the decoders (``num_workers``)."""
 
     num_workers: int = 0
-    """Speech windows decoded at the same time, each by its own decoder (faster-whisper); 0 means two
-    on a machine with two cores or more, else one."""
+    """Speech windows decoded at the same time, each by its own decoder (faster-whisper); 0 means one
+    when ``cpu_threads`` is set, else two on a machine with two cores or more."""
 
     beam_size: int = 5
     """Beam width for decoding a window that needs it (see ``quick_beam_size``)."""

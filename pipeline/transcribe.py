@@ -90,7 +90,8 @@ Audio = DecodedAudio | StreamedAudio
 class Transcriber(Protocol):
     """What the pipeline needs of a speech engine."""
 
-    options: Mapping[str, Any]
+    @property
+    def options(self) -> Mapping[str, Any]: ...
 
     def transcribe(self, audio: Audio) -> Transcript: ...
 
@@ -384,6 +385,17 @@ class _Encoded:
     frames: int
 
 
+def decoders_and_threads(asr: AsrSettings) -> tuple[int, int]:
+    """How many windows are decoded side by side, and with how many threads each.
+
+    Unset, two decoders share the machine's cores (windows are independent, and a decoder makes poor use
+    of a second thread); a process given ``cpu_threads`` (one worker process per core, say) gets one.
+    """
+    cores = os.cpu_count() or 1
+    decoders = asr.num_workers or (1 if asr.cpu_threads or cores < 2 else 2)
+    return decoders, asr.cpu_threads or max(1, cores // decoders)
+
+
 class FasterWhisperTranscriber:
     """faster-whisper (CTranslate2) on the CPU, int8 by default.
 
@@ -405,9 +417,7 @@ class FasterWhisperTranscriber:
         if path.suffix == ".pt":
             raise ModelError(f"{path} is an openai-whisper checkpoint; set CALLINTAKE_ASR__ENGINE=openai-whisper "
                              "or give a CTranslate2 Whisper directory")
-        cores = os.cpu_count() or 1
-        self.parallel = settings.asr.num_workers or (2 if cores >= 2 else 1)
-        threads = settings.asr.cpu_threads or max(1, cores // self.parallel)
+        self.parallel, threads = decoders_and_threads(settings.asr)
         started = time.monotonic()
         try:
             self._model = WhisperModel(

@@ -108,15 +108,15 @@ class Window:
                 confidence.setdefault(region, []).append(seg_conf)
         out = []
         for region in sorted(per_region):
-            words = per_region[region]
-            text = "".join(w.text for w in words).strip()
+            heard = per_region[region]
+            text = "".join(w.text for w in heard).strip()
             if not text:
                 continue
             _, _, c0, c1 = self.regions[region]
             out.append(Segment(
                 start=round(c0, 3), end=round(c1, 3), speaker=self.roles[region], text=text,
                 confidence=float(np.mean(confidence[region])),
-                words=tuple(Word(w.start, w.end, w.text.strip(), w.probability) for w in words),
+                words=tuple(Word(w.start, w.end, w.text.strip(), w.probability) for w in heard),
             ))
         return out
 

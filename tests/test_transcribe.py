@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from pipeline.audio import DecodedAudio, decode
-from pipeline.settings import Settings
+from pipeline.settings import AsrSettings, Settings
 from pipeline.textclean import is_hallucination, to_simplified
-from pipeline.transcribe import load_transcriber, split_tracks
+from pipeline.transcribe import decoders_and_threads, load_transcriber, split_tracks
 
 pytestmark = pytest.mark.model
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,3 +83,15 @@ def test_no_speech_gives_no_words(transcriber, settings: Settings, tmp_path: Pat
     transcript = transcriber.transcribe(decode(path, settings.audio))
     assert not any(is_hallucination(s.text) for s in transcript.segments)
     assert len(transcript.text) < 10, transcript.text
+
+
+@pytest.mark.parametrize(("asr", "expected"), [
+    ({}, (2, 1)),                                  # two decoders share the two cores
+    ({"cpu_threads": 1}, (1, 1)),                  # one worker process per core: one decoder each
+    ({"num_workers": 1}, (1, 2)),
+    ({"num_workers": 3, "cpu_threads": 2}, (3, 2)),
+])
+def test_decoders_share_the_cores(asr: dict[str, int], expected: tuple[int, int],
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 2)  # the reference machine, whatever runs the test
+    assert decoders_and_threads(AsrSettings(**asr)) == expected
