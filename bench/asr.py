@@ -16,9 +16,9 @@ wall-clock second, model loading excluded, audio decoding included.
 * ``raw openai-whisper``: ``whisper``'s own ``model.transcribe`` on the mono mixdown, beam 5, float32 on
   the CPU, the converted checkpoint of the same weights, the same number of threads.
 
-Prints a table and the ratios pipeline / raw faster-whisper (target >= 1.3) and pipeline / raw
-openai-whisper (target >= 5), and the machine's load average (the figures are only as quiet as the
-machine was).
+Prints a table (with the CPU seconds each used, which others' load disturbs less than wall time) and
+the ratios pipeline / raw faster-whisper (target >= 1.3) and pipeline / raw openai-whisper (target >=
+5), in wall time, and the machine's load average (the figures are only as quiet as the machine was).
 """
 
 from __future__ import annotations
@@ -101,6 +101,7 @@ def run_contender(name: str, files: list[Path]) -> dict:
     load_s = time.monotonic() - started
     per_file = []
     wall = audio_s = 0.0
+    before = resource.getrusage(resource.RUSAGE_SELF)
     for path in files:
         t0 = time.monotonic()
         seconds, text = run(path)
@@ -109,9 +110,11 @@ def run_contender(name: str, files: list[Path]) -> dict:
         audio_s += seconds
         per_file.append({"file": path.name, "audio_s": round(seconds, 2), "wall_s": round(elapsed, 2),
                          "text": text[:80]})
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"name": name, "load_s": round(load_s, 2), "audio_s": round(audio_s, 2), "wall_s": round(wall, 2),
-            "peak_rss_mb": round(peak_kb / 1024, 1), "threads": _threads(settings), "files": per_file}
+            "cpu_s": round(cpu, 2), "peak_rss_mb": round(after.ru_maxrss / 1024, 1), "threads": _threads(settings),
+            "files": per_file}
 
 
 # -- the driver ------------------------------------------------------------------------------------------
@@ -145,10 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     audio_s = results["pipeline"]["audio_s"]
     print(f"asr: {len(files)} files, {audio_s:.1f} s of audio, {results['pipeline']['threads']} threads; "
           f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after (1 min)")
-    print(f"{'':20s} {'audio s/wall s':>14s} {'wall s':>8s} {'load s':>7s} {'peak RSS MB':>12s}")
+    print(f"{'':20s} {'audio s/wall s':>14s} {'wall s':>8s} {'CPU s':>7s} {'load s':>7s} {'peak RSS MB':>12s}")
     for name, r in results.items():
         speed = r["audio_s"] / r["wall_s"] if r["wall_s"] else float("inf")
-        print(f"{LABELS[name]:20s} {speed:14.2f} {r['wall_s']:8.1f} {r['load_s']:7.1f} {r['peak_rss_mb']:12.0f}")
+        print(f"{LABELS[name]:20s} {speed:14.2f} {r['wall_s']:8.1f} {r['cpu_s']:7.1f} {r['load_s']:7.1f} "
+              f"{r['peak_rss_mb']:12.0f}")
         if args.per_file:
             for f in r["files"]:
                 print(f"    {f['file']:36s} {f['audio_s']:6.1f} s  {f['wall_s']:6.1f} s  {f['text']}")

@@ -43,6 +43,7 @@ from pipeline.transcribe import (
     TEMPERATURES,
     Audio,
     domain_prompt,
+    says_a_number,
     transcribe_blocks,
     whole_character_tokens,
 )
@@ -171,7 +172,7 @@ class OpenAIWhisperTranscriber:
             "compute_type": "float32",
             "cpu_threads": threads,
             "beam_size": settings.asr.beam_size,
-            "quick_beam_size": min(settings.asr.quick_beam_size, settings.asr.beam_size),
+            "quick_beam_size": settings.asr.quick_beam_size,
             "vad": settings.asr.vad,
             "languages": list(settings.asr.languages),
             "domain_prompt": settings.asr.domain_prompt,
@@ -216,7 +217,7 @@ class OpenAIWhisperTranscriber:
 
         prompt = domain_prompt(language) if self._asr.domain_prompt else None
         beam = self._asr.beam_size
-        quick = min(self._asr.quick_beam_size, beam)
+        quick = self._asr.quick_beam_size or beam
         # a quick narrow beam first (kept when sure of itself), then the full beam, then hotter samples
         schedule: list[tuple[float, int | None]] = [(0.0, quick), (0.0, beam)] if quick < beam else [(0.0, beam)]
         schedule += [(t, None) for t in TEMPERATURES if t > 0.0]
@@ -231,7 +232,7 @@ class OpenAIWhisperTranscriber:
             if result.no_speech_prob > NO_SPEECH_THRESHOLD and unsure:
                 return None
             if beam_size is not None and beam_size < beam:
-                unsure = result.avg_logprob < QUICK_LOGPROB_THRESHOLD
+                unsure = result.avg_logprob < QUICK_LOGPROB_THRESHOLD or says_a_number(result.text)
             if result.compression_ratio <= COMPRESSION_RATIO_THRESHOLD and not unsure:
                 break
         return result

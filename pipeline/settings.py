@@ -38,11 +38,13 @@ class AsrSettings(BaseModel):
     when ``cpu_threads`` is set, else two on a machine with two cores or more."""
 
     beam_size: int = 5
-    """Beam width for decoding a window that needs it (see ``quick_beam_size``)."""
+    """Beam width for decoding."""
 
-    quick_beam_size: int = 2
-    """Beam width of each window's first decode; a window whose decode comes out unsure or repetitive is
-    decoded again with ``beam_size``. Equal to ``beam_size``, every window gets the full beam at once."""
+    quick_beam_size: int = 0
+    """0: every window is decoded with ``beam_size``. A smaller width (2) makes each window's first
+    decode narrower, and only a window whose decode is unsure, repetitive or holds a number said digit by
+    digit is decoded again with ``beam_size``: about twice the throughput, at some accuracy (on the
+    evaluation calls, Mandarin CER 0.100 instead of 0.089)."""
 
     languages: list[str] = Field(default_factory=lambda: ["zh", "en"])
     """Languages a call may be in; detection is restricted to these, decided over the whole call. The

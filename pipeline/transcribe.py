@@ -20,9 +20,10 @@ how its language is scored and how it is decoded:
   fixed for every window: a short "hello" before a Mandarin call does not make it English, a short
   turn alone cannot come out as a language the hotline does not take, and a call too short to tell is
   taken to be in the first configured language (the hotline's own);
-* each window is decoded first with a narrow beam (``quick_beam_size``); only a window whose decode
-  comes out unsure or repetitive is decoded again with the full beam, then with Whisper's temperature
-  fallback;
+* each window is decoded with the full beam and Whisper's temperature fallback; for throughput, a
+  narrower first beam can be configured (``quick_beam_size``), and then only a window whose decode comes
+  out unsure or repetitive, or holds a number said digit by digit (where a narrow beam drops one of two
+  equal digits), is decoded again with the full beam;
 * Mandarin gets an initial prompt with hotline and Beijing place vocabulary, and Simplified output;
 * known Whisper failure modes are filtered (see ``pipeline.textclean``).
 
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -79,6 +81,8 @@ LOGPROB_THRESHOLD = -1.0
 NO_SPEECH_THRESHOLD = 0.6
 #: a quick (narrow-beam) decode less likely than this, per token, is done again with the full beam
 QUICK_LOGPROB_THRESHOLD = -0.5
+#: six or more digits in a row (spoken or written, commas and spaces between groups allowed)
+NUMBER_RUN = re.compile(r"(?:[0-9０-９零〇幺一二三四五六七八九两][\s，,、.\-]*){6,}")
 #: temperatures tried in turn when a decode looks like a loop or is unsure (Whisper's own schedule)
 TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 #: candidates sampled at a temperature above zero
@@ -385,6 +389,13 @@ class _Encoded:
     frames: int
 
 
+def says_a_number(text: str) -> bool:
+    """True when a decode holds a long run of digits (a phone number, an ID, an amount said digit by
+    digit): a narrow beam drops one of two equal digits in a row ("一一" → "一") and such a window gets
+    the full beam. The hotline's own "12345" is shorter."""
+    return NUMBER_RUN.search(text) is not None
+
+
 def decoders_and_threads(asr: AsrSettings) -> tuple[int, int]:
     """How many windows are decoded side by side, and with how many threads each.
 
@@ -444,7 +455,8 @@ class FasterWhisperTranscriber:
             )
         except TypeError as exc:  # pragma: no cover - a faster-whisper release with other options
             raise ModelError(f"unsupported faster-whisper version: {exc}") from exc
-        self._quick_beam = min(settings.asr.quick_beam_size, settings.asr.beam_size)
+        quick = settings.asr.quick_beam_size
+        self._quick_beam = quick if 0 < quick < settings.asr.beam_size else 0
         self._per_language: dict[str, tuple[Any, list[int], Any]] = {}
         self._token_bytes_cache: dict[int, bytes] = {}
         self.options: dict[str, Any] = {
@@ -505,33 +517,36 @@ class FasterWhisperTranscriber:
             found = self._token_bytes_cache[token] = bytes(table[ch] for ch in symbol if ch in table)
         return found
 
-    def _generate(self, encoded: _Encoded, prompt: list[int], tokenizer: Any, options: Any) -> tuple[Any, float]:
-        """The window's tokens: a quick narrow-beam decode, kept when it is sure of itself and no loop;
-        otherwise the full beam with Whisper's temperature fallback."""
+    def _generate(self, encoded: _Encoded, prompt: list[int], tokenizer: Any, options: Any,
+                  quick: bool) -> tuple[Any, float, bool]:
+        """The window's tokens, and whether they are sure: a quick narrow-beam decode when ``quick``
+        (sure when likely enough and no loop), else the full beam with Whisper's temperature fallback."""
         model = self._model
-        if self._quick_beam < options.beam_size:
-            quick = replace(options, beam_size=self._quick_beam, temperatures=[0.0])
-            result, avg_logprob, _, ratio = model.generate_with_fallback(encoded.output, prompt, tokenizer, quick)
+        if quick:
+            narrow = replace(options, beam_size=self._quick_beam, temperatures=[0.0])
+            result, avg_logprob, _, ratio = model.generate_with_fallback(encoded.output, prompt, tokenizer, narrow)
             silence = result.no_speech_prob > NO_SPEECH_THRESHOLD and avg_logprob < LOGPROB_THRESHOLD
-            if silence or (avg_logprob >= QUICK_LOGPROB_THRESHOLD and ratio <= COMPRESSION_RATIO_THRESHOLD):
-                return result, avg_logprob
+            sure = avg_logprob >= QUICK_LOGPROB_THRESHOLD and ratio <= COMPRESSION_RATIO_THRESHOLD
+            return result, avg_logprob, silence or sure
         result, avg_logprob, _, _ = model.generate_with_fallback(encoded.output, prompt, tokenizer, options)
-        return result, avg_logprob
+        return result, avg_logprob, True
 
-    def decode(self, window: Window, encoded: _Encoded | None, language: str) -> list[Segment]:
-        """Decode a packed window once, with word timings, and split it back into turns."""
+    def _decode(self, window: Window, encoded: _Encoded | None, language: str, *,
+                quick: bool) -> tuple[list[Segment], bool]:
         encoded = encoded or self.encode(window)
         tokenizer, prompt, options = self._language(language)
         model = self._model
         try:
-            result, avg_logprob = self._generate(encoded, prompt, tokenizer, options)
+            result, avg_logprob, sure = self._generate(encoded, prompt, tokenizer, options, quick)
+            if not sure:
+                return [], False
             if result.no_speech_prob > NO_SPEECH_THRESHOLD and avg_logprob < LOGPROB_THRESHOLD:
-                return []  # silence, however the window got past VAD
+                return [], True  # silence, however the window got past VAD
             tokens = whole_character_tokens([t for t in result.sequences_ids[0] if t < tokenizer.eot],
                                             self._token_bytes)
             text = tokenizer.decode(tokens)
             if not tokens or not text.strip():
-                return []
+                return [], True
             found = [[{"seek": 0, "start": 0.0, "end": encoded.frames / model.frames_per_second,
                        "tokens": tokens}]]
             model.add_word_timestamps(found, tokenizer, encoded.output, encoded.frames,
@@ -541,7 +556,18 @@ class FasterWhisperTranscriber:
             raise TranscriptionError(f"speech recognition failed: {exc}") from exc
         words = [(float(w["start"]), float(w["end"]), str(w["word"]), float(w["probability"]))
                  for w in found[0][0].get("words") or ()]
-        return window.split([(float(np.exp(avg_logprob)), words, text)], simplify=language == "zh")
+        return window.split([(float(np.exp(avg_logprob)), words, text)], simplify=language == "zh"), True
+
+    def decode(self, window: Window, encoded: _Encoded | None, language: str) -> list[Segment]:
+        """Decode a packed window with word timings, and split it back into turns.
+
+        With a quick beam configured, the window is decoded with it first, and again with the full beam
+        when that decode is unsure, repetitive, or holds a number said digit by digit."""
+        if self._quick_beam:
+            segments, sure = self._decode(window, encoded, language, quick=True)
+            if sure and not any(says_a_number(seg.text) for seg in segments):
+                return segments
+        return self._decode(window, encoded, language, quick=False)[0]
 
     # -- the whole call ---------------------------------------------------------------------------
     def transcribe(self, audio: Audio, *, block_s: float = BLOCK_S) -> Transcript:

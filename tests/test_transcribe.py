@@ -11,7 +11,7 @@ import pytest
 from pipeline.audio import DecodedAudio, decode
 from pipeline.settings import AsrSettings, Settings
 from pipeline.textclean import is_hallucination, to_simplified
-from pipeline.transcribe import decoders_and_threads, load_transcriber, split_tracks
+from pipeline.transcribe import decoders_and_threads, load_transcriber, says_a_number, split_tracks
 
 pytestmark = pytest.mark.model
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,3 +95,16 @@ def test_decoders_share_the_cores(asr: dict[str, int], expected: tuple[int, int]
                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("os.cpu_count", lambda: 2)  # the reference machine, whatever runs the test
     assert decoders_and_threads(AsrSettings(**asr)) == expected
+
+
+@pytest.mark.parametrize(("text", "number"), [
+    ("我姓刘，电话一三九，一零二三，七七八六。", True),
+    ("手机号是186、122045 39", True),
+    ("My number is 555-219-4481.", True),
+    ("您好，12345市民服务热线，请问有什么可以帮您？", False),  # the hotline's own number is short
+    ("您好，要爱三四五十名服务热线", False),
+    ("一共三千五百元", False),
+])
+def test_a_number_said_digit_by_digit_is_found(text: str, number: bool) -> None:
+    """With a quick beam configured, such a window is decoded again with the full beam."""
+    assert says_a_number(text) is number
