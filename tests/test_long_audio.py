@@ -2,9 +2,11 @@
 
 A two-hour stereo call decoded whole would be 2 x 57 M samples of float32 (875 MiB, and as much again
 while ffmpeg's bytes are converted). These tests make such a file (eight two-party sample calls, each
-followed by a quarter of an hour of line hiss), run the real ``callintake process --json`` on it, and
-measure the command's peak RSS; they also check that cutting a call into blocks changes nothing a
-listener would notice, and that a short call streamed gives exactly what it gives decoded whole.
+followed by a quarter of an hour of line hiss), run the real ``callintake process --json`` on it and
+on one call, and measure the command's peak RSS (on the reference machine about 910 MiB for the two
+hours and 640 MiB for the one call, most of it the model and its two decoders). They also check that
+cutting a call into blocks changes nothing a listener would notice, and that a short call streamed
+gives exactly what it gives decoded whole.
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ STEREO_CALLS = [CALL, SAMPLES / "zh_04_property_stereo_alaw.wav", SAMPLES / "zh_
 #: what follows each copy of the call in the long file
 HISS_S = 870
 COPIES = 8
-#: the command may need this much more memory for two hours than for a half-minute call
+#: the command may need this much more memory for two hours than for a half-minute call; decoded whole,
+#: the audio alone would take 1,750 MiB (875 MiB of float32 and as much again in ffmpeg's bytes)
 GROWTH_LIMIT_MB = 400
-PEAK_LIMIT_MB = 1024
+PEAK_LIMIT_MB = 1200
 
 
 @pytest.fixture(scope="module")
