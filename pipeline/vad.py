@@ -2,8 +2,8 @@
 
 Silero VAD (the ONNX model shipped inside faster-whisper, no download) finds speech, but it is a
 recurrent model whose state drifts over a long stretch without speech: after ten seconds of silence or
-line hiss the probabilities it gives a quiet voice fall by about half, and after a few minutes the first
-turn of a party who has been listening can be missed whole (on a stereo call, each party's channel is
+line hiss the probabilities it gives a quiet voice fall by a third to a half, and after a few minutes the
+first turn of a party who has been listening can be missed whole (on a stereo call, each party's channel is
 silent while the other talks). So Silero does not run over a track in one go: a cheap energy gate finds
 the stretches that hold any sound above the track's own floor, and Silero runs afresh on each, starting
 a little before its first sound. Stretches of floor-level hiss or digital silence are not looked at at
