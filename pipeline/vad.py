@@ -7,7 +7,8 @@ first turn of a party who has been listening can be missed whole (on a stereo ca
 silent while the other talks). So Silero does not run over a track in one go: a cheap energy gate finds
 the stretches that hold any sound above the track's own floor, and Silero runs afresh on each, starting
 a little before its first sound. Stretches of floor-level hiss or digital silence are not looked at at
-all, which also makes a mostly silent recording cheap.
+all, which also makes a mostly silent recording cheap. The gate is generous (6 dB over the floor, or
+any sound above -40 dBFS): it only has to keep Silero off long stretches of nothing.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from pipeline.audio import SAMPLE_RATE
 
 #: Silero looks at frames of this many samples; the energy gate uses the same frames
 FRAME = 512
-#: a frame is sound when its RMS is this many times the track's floor (+12 dB)
-LOUD_RATIO = 4.0
+#: a frame is sound when its RMS is this many times the track's floor (+6 dB), or above LOUD_RMS
+#: (-40 dBFS) whatever the floor: a track of speech or noise without a pause is looked at whole
+LOUD_RATIO = 2.0
+LOUD_RMS = 0.01
 #: the floor is this percentile of the frames' RMS, and never below FLOOR_MIN (digital silence)
 FLOOR_PERCENTILE = 10
 FLOOR_MIN = 1e-4
@@ -42,7 +45,7 @@ def sound_stretches(samples: np.ndarray) -> list[tuple[int, int]]:
         return [(0, len(samples))] if len(samples) else []
     energy = np.sqrt(np.mean(np.square(samples[: frames * FRAME].reshape(frames, FRAME), dtype=np.float64), axis=1))
     floor = max(float(np.percentile(energy, FLOOR_PERCENTILE)), FLOOR_MIN)
-    loud = np.flatnonzero(energy > LOUD_RATIO * floor)
+    loud = np.flatnonzero((energy > LOUD_RATIO * floor) | (energy > LOUD_RMS))
     if len(loud) == 0:
         return []
     lead, tail, join = (int(s * SAMPLE_RATE / FRAME) for s in (LEAD_S, TAIL_S, JOIN_S))

@@ -1,0 +1,55 @@
+"""The energy gate in front of Silero VAD: which stretches of a track are looked at, and which are not."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.audio import SAMPLE_RATE
+from pipeline.vad import JOIN_S, LEAD_S, SpeechDetector, sound_stretches
+
+
+def _track(seconds: float, hiss: float = 0.0, seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(int(seconds * SAMPLE_RATE)) * hiss).astype(np.float32)
+
+
+def _burst(track: np.ndarray, start_s: float, seconds: float, level: float = 0.2) -> None:
+    a, b = int(start_s * SAMPLE_RATE), int((start_s + seconds) * SAMPLE_RATE)
+    track[a:b] += (level * np.sin(2 * np.pi * 300 * np.arange(b - a) / SAMPLE_RATE)).astype(np.float32)
+
+
+def test_silence_and_even_hiss_are_not_looked_at() -> None:
+    assert sound_stretches(_track(60)) == []
+    assert sound_stretches(_track(60, hiss=0.003)) == []
+    assert sound_stretches(np.zeros(0, dtype=np.float32)) == []
+
+
+def test_sound_is_looked_at_from_a_little_before_it() -> None:
+    track = _track(120, hiss=0.003)
+    _burst(track, 30, 2)
+    _burst(track, 33, 2)  # a pause of 1 s: the same stretch
+    _burst(track, 90, 3)
+    stretches = sound_stretches(track)
+    assert len(stretches) == 2
+    (a0, a1), (b0, b1) = stretches
+    assert 30 - LEAD_S - 0.1 <= a0 / SAMPLE_RATE <= 30 - LEAD_S + 0.1
+    assert 35 < a1 / SAMPLE_RATE < 36.5
+    assert 90 - LEAD_S - 0.1 <= b0 / SAMPLE_RATE <= 90 - LEAD_S + 0.1
+    assert (b0 - a1) / SAMPLE_RATE > JOIN_S
+
+
+def test_a_track_that_is_all_sound_is_one_stretch() -> None:
+    track = _track(20, hiss=0.003)
+    _burst(track, 0, 20)
+    assert sound_stretches(track) == [(0, len(track))]
+
+
+def test_speech_is_only_looked_for_inside_the_stretches() -> None:
+    track = _track(30, hiss=0.003)
+    _burst(track, 5, 10)
+    _burst(track, 24, 2, level=0.01)  # quiet, but 6 dB over the hiss: still looked at
+    stretches = sound_stretches(track)
+    assert len(stretches) == 2
+    detector = SpeechDetector(enabled=True, max_span_s=20.0)
+    assert all(any(a <= s0 and s1 <= b for a, b in stretches) for s0, s1 in detector.spans(track))
+    assert SpeechDetector(enabled=False, max_span_s=20.0).spans(track) == [(0, len(track))]
