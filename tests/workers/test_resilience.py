@@ -38,8 +38,19 @@ from pipeline.storage.db import make_engine, make_session_factory, session_scope
 from pipeline.storage.models import CallRow, CallStatus, TicketRow, TranscriptRow
 from workers import queues
 
-LONG_SAMPLE = ROOT / "audio_samples" / "zh_07_gasleak_mono_ulaw.wav"
+SAMPLE_43S = ROOT / "audio_samples" / "zh_07_gasleak_mono_ulaw.wav"
 SHORT_SAMPLE = ROOT / "audio_samples" / "en_01_pothole_stereo_ulaw.wav"
+#: how many times the 43-second sample is repeated for a call that is surely still being transcribed
+#: when a test stops its worker (one copy takes only a few seconds on two cores)
+LONG_REPEATS = 6
+
+
+@pytest.fixture
+def long_sample(tmp_path: Path) -> Path:
+    """A recording of about four minutes: the sample call six times over, made with sox."""
+    out = tmp_path / "long_call.wav"
+    subprocess.run(["sox", *([str(SAMPLE_43S)] * LONG_REPEATS), str(out)], check=True)
+    return out
 
 
 def _status(factory, call_id: str) -> CallStatus:
@@ -70,11 +81,11 @@ def _free_port() -> int:
 @pytest.mark.model
 @pytest.mark.redis
 def test_worker_killed_mid_transcription_the_call_still_gets_exactly_one_ticket(
-    ops_settings: Settings, factory, model_cache_dir: Path, tmp_path: Path
+    ops_settings: Settings, factory, model_cache_dir: Path, tmp_path: Path, long_sample: Path
 ) -> None:
     _one_backend(ops_settings, "postgresql")  # the several-hosts database
     conn = queues.connect(ops_settings)
-    call = ingest_file(ops_settings, session_factory=factory, path=LONG_SAMPLE)
+    call = ingest_file(ops_settings, session_factory=factory, path=long_sample)
     queues.enqueue_call(conn, call_id=call.call_id, duration_s=call.duration_s)
     env = ops_env(ops_settings, model_cache_dir)
     worker = start_worker(env, tmp_path, "--queues", "intake")
@@ -114,11 +125,11 @@ def test_worker_killed_mid_transcription_the_call_still_gets_exactly_one_ticket(
 @pytest.mark.model
 @pytest.mark.redis
 def test_sigterm_after_the_grace_puts_the_call_back_at_the_front_of_the_queue(
-    ops_settings: Settings, factory, model_cache_dir: Path, tmp_path: Path
+    ops_settings: Settings, factory, model_cache_dir: Path, tmp_path: Path, long_sample: Path
 ) -> None:
     _one_backend(ops_settings, "sqlite")
     conn = queues.connect(ops_settings)
-    call = ingest_file(ops_settings, session_factory=factory, path=LONG_SAMPLE)
+    call = ingest_file(ops_settings, session_factory=factory, path=long_sample)
     other = ingest_file(ops_settings, session_factory=factory, path=SHORT_SAMPLE)
     queues.enqueue_call(conn, call_id=call.call_id, duration_s=call.duration_s)
     queues.enqueue_call(conn, call_id=other.call_id, duration_s=other.duration_s)
@@ -130,7 +141,7 @@ def test_sigterm_after_the_grace_puts_the_call_back_at_the_front_of_the_queue(
         worker.send_signal(signal.SIGTERM)
         started = time.monotonic()
         assert worker.wait(timeout=60) == 0, (tmp_path / "worker.log").read_text()[-3000:]
-        assert time.monotonic() - started < 30  # did not wait for a 43-second call to finish
+        assert time.monotonic() - started < 30  # did not wait for a four-minute call to finish
     finally:
         stop(worker)
     assert _status(factory, call.call_id) is CallStatus.QUEUED
