@@ -153,6 +153,7 @@ class Rules:
     rescue_cues: tuple[str, ...]
     phone_cues: tuple[str, ...]
     prompt_numbers: frozenset[str]
+    prompt_surnames: frozenset[str]
     surnames: frozenset[str]
     common_surnames: tuple[str, ...]
     compound_surnames: frozenset[str]
@@ -363,6 +364,7 @@ def _build(directory: Path) -> Rules:
     check, data = files["contact"]
     phone_cues = tuple(fold(c) for c in check.texts(data.get("phone_cues"), "phone_cues"))
     prompt_numbers = frozenset(check.texts(data.get("prompt_numbers") or [], "prompt_numbers"))
+    prompt_surnames = frozenset(check.texts(data.get("prompt_surnames") or [], "prompt_surnames"))
     for n in prompt_numbers:
         if not n.isdigit():
             raise check.fail("prompt_numbers", f"{n!r} is not digits only")
@@ -402,7 +404,8 @@ def _build(directory: Path) -> Rules:
         districts=districts,
         emergency_routes=emergency_routes, medical_number=medical_number, medical_cues=medical_cues,
         crime_number=crime_number, crime_cues=crime_cues, rescue_number=rescue_number, rescue_cues=rescue_cues,
-        phone_cues=phone_cues, prompt_numbers=prompt_numbers, surnames=surnames,
+        phone_cues=phone_cues, prompt_numbers=prompt_numbers, prompt_surnames=prompt_surnames,
+        surnames=surnames,
         common_surnames=common_surnames, compound_surnames=compound,
         spelled_surnames=spelled, not_names=not_names, directory=directory,
     )

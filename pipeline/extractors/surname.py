@@ -194,6 +194,9 @@ def extract_surname(call: Call, done: Mapping[str, Extraction]) -> Extraction:
     if found is None:
         return Extraction("caller_surname", None, confidence=0.5)
     name, rule, start, end, conf = found
+    if name in call.rules.prompt_surnames:
+        # the recogniser's prompt example (我姓张): on unclear audio it may be copied, not heard
+        rule, conf = rule + ":prompt_echo", min(conf, 0.5)
     s, e = call.caller_view.span(start, end)
     return Extraction("caller_surname", name, evidence=(call.evidence(rule, s, e),), confidence=conf,
                       review=conf < 0.75)

@@ -145,3 +145,13 @@ def test_the_recognisers_prompt_example_number_is_never_trusted() -> None:
     assert draft.confidence["callback_number"] < 0.5
     assert draft.evidence["callback_number"][0].rule.endswith(":prompt_echo")
     assert "callback_number" not in ticket_of("我姓刘，电话一三九一一零二二三四五").needs_review
+
+
+def test_the_prompt_examples_surname_goes_to_review() -> None:
+    # the prompt's example answer is 我姓张; a 张 may be the caller's or the recogniser copying its prompt
+    assert "我姓张" in (__import__("pipeline.transcribe", fromlist=["x"]).domain_prompt("zh") or "")
+    draft = ticket_of("我姓张，电话一三八一二三四五六七八")
+    assert draft.caller_surname == "张"
+    assert "caller_surname" in draft.needs_review
+    assert draft.evidence["caller_surname"][0].rule.endswith(":prompt_echo")
+    assert "caller_surname" not in ticket_of("我姓王，电话一三八一二三四五六七八").needs_review
