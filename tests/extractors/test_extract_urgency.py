@@ -44,7 +44,20 @@ URGENCY = [
     ("暖气费太贵了，不热的话能退吗", "normal"),
     ("The heating in our building is still not working", "urgent"),
     ("Half the street lost power, the power just went out an hour ago", "urgent"),
+    # a risk of injury is not an injury
+    ("There is a deep hole in the road by the bus stop and somebody could get hurt", "urgent"),
+    ("马路中间有个大坑，骑车的人很容易受伤", "urgent"),
 ]
+
+
+@pytest.mark.parametrize(("sentence", "category", "department"), [
+    ("There is a deep hole in the road by the bus stop and somebody could get hurt", "traffic.road",
+     "北京市交通委员会"),
+    ("My neighbour fell down the stairs, he is hurt and bleeding", "public_safety.emergency", "120"),
+])
+def test_a_risk_of_injury_keeps_the_hazards_category(sentence: str, category: str, department: str) -> None:
+    draft = ticket_of(sentence)
+    assert (draft.category, draft.department) == (category, department)
 
 
 @pytest.mark.parametrize(("sentence", "urgency"), URGENCY)
