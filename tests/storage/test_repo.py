@@ -15,6 +15,7 @@ from pipeline.settings import Settings
 from pipeline.storage import repo
 from pipeline.storage.db import (
     check_database,
+    current_heads,
     make_engine,
     make_session_factory,
     script_heads,
@@ -72,8 +73,7 @@ def test_upgrade_twice_is_harmless(settings: Settings) -> None:
     upgrade(settings)
     upgrade(settings)
     engine = make_engine(settings)
-    with engine.connect() as conn:
-        assert set(MigrationContext.configure(conn).get_current_heads()) == script_heads()
+    assert current_heads(engine) == script_heads()
     engine.dispose()
 
 
@@ -233,8 +233,7 @@ def test_services_starting_together_migrate_an_empty_sqlite_file_once(tmp_path) 
     settings = Settings(data_dir=tmp_path / "fresh")
     assert _upgrade_concurrently(settings) == []
     engine = make_engine(settings)
-    with engine.connect() as conn:
-        assert set(MigrationContext.configure(conn).get_current_heads()) == script_heads()
+    assert current_heads(engine) == script_heads()
     engine.dispose()
 
 
@@ -253,8 +252,7 @@ def test_services_starting_together_migrate_an_empty_postgres_database_once(tmp_
         settings = Settings(data_dir=tmp_path, database_url=f"{base}/{name}")
         assert _upgrade_concurrently(settings) == []
         engine = make_engine(settings)
-        with engine.connect() as conn:
-            assert set(MigrationContext.configure(conn).get_current_heads()) == script_heads()
+        assert current_heads(engine) == script_heads()
         engine.dispose()
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
