@@ -100,9 +100,9 @@ def _compare(heard: str, term: str) -> tuple[int, int, int] | None:
         if h == t:
             same += 1
             continue
-        rh, rt = _readings(h), _readings(t)
         if not _HAN.match(h):
             return None
+        rh, rt = _readings(h), _readings(t)
         if rh & rt:
             continue
         if any(_near(a, b) for a in rh for b in rt):
