@@ -33,6 +33,11 @@ _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
 PROMPT_ECHO_SHARE = 0.8
 PROMPT_ECHO_MIN = 12
 PROMPT_ECHO_RUN = 4
+#: a shorter stretch copied from the prompt is dropped only when the recogniser itself doubts it: its
+#: words' mean probability (scored against the audio without the prompt) is under this. A greeting the
+#: agent really says scores 0.8-1.0; "请问您贵姓" written for a caller's bare "您好" scored 0.08
+PROMPT_COPY_MAX_PROBABILITY = 0.2
+PROMPT_COPY_MIN = 2
 #: a unit of 1-12 characters repeated 4+ times in a row is a decoding loop, not speech; so is a longer
 #: phrase (13-60 characters) said three times over
 _SEP = r"[\s，,、。.!?！？;；]*"
@@ -88,6 +93,29 @@ def is_prompt_echo(text: str, prompt: str | None) -> bool:
     return copied >= PROMPT_ECHO_MIN and copied >= PROMPT_ECHO_SHARE * len(key)
 
 
+def is_improbable_prompt_copy(segment: Segment, prompt: str | None) -> bool:
+    """True when a segment's whole text is a stretch of the prompt and its words were barely heard.
+
+    On a second of audio the decoder can continue the prompt instead of transcribing: a caller's
+    "您好" came out as the prompt's next words, "请问您贵姓". Too short for ``is_prompt_echo``, such a
+    copy is told from the same phrase really said by the word probabilities, which are scored against
+    the audio alone. Segments without word probabilities are kept.
+
+    >>> from pipeline.transcript import Word
+    >>> heard = (Word(0.2, 0.4, "请问", 0.02), Word(0.4, 0.8, "您贵姓", 0.1))
+    >>> seg = Segment(0.2, 0.8, "mixed", "请问您贵姓", words=heard)
+    >>> is_improbable_prompt_copy(seg, "您好，请问您贵姓？")
+    True
+    """
+    if not prompt or not segment.words:
+        return False
+    key = _key(segment.text)
+    if len(key) < PROMPT_COPY_MIN or key not in _key(prompt):
+        return False
+    mean = sum(w.probability for w in segment.words) / len(segment.words)
+    return mean < PROMPT_COPY_MAX_PROBABILITY
+
+
 def collapse_loops(text: str) -> str:
     """Cut a phrase repeated four or more times in a row (a long one: three times) down to one
     occurrence; one or two digits repeated are a number and stay.
@@ -113,7 +141,8 @@ def clean_segments(segments: Iterable[Segment], *, language: str, prompt: str | 
     out: list[Segment] = []
     for seg in segments:
         text = collapse_loops(seg.text).strip()
-        if not text or is_hallucination(text) or is_prompt_echo(text, prompt):
+        if not text or is_hallucination(text) or is_prompt_echo(text, prompt) \
+                or is_improbable_prompt_copy(seg, prompt):
             continue
         if len(out) >= 2 and _key(out[-1].text) == _key(text) == _key(out[-2].text) \
                 and out[-1].speaker == seg.speaker:

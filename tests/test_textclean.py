@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.textclean import clean_segments, collapse_loops, is_hallucination, is_prompt_echo, to_simplified
-from pipeline.transcript import Segment
+from pipeline.textclean import (
+    clean_segments,
+    collapse_loops,
+    is_hallucination,
+    is_improbable_prompt_copy,
+    is_prompt_echo,
+    to_simplified,
+)
+from pipeline.transcript import Segment, Word
 
 
 @pytest.mark.parametrize("text", [
@@ -80,3 +87,25 @@ def test_clean_segments_drops_the_prompt_written_back() -> None:
     segs = [Segment(0, 1, "agent", "City services hotline, how can I help you?"),
             Segment(1, 2, "caller", "The caller reports a problem and gives the phone number.")]
     assert [s.text for s in clean_segments(segs, language="en", prompt=EN_PROMPT)] == [segs[0].text]
+
+
+def _heard(text: str, *probabilities: float) -> Segment:
+    step = 0.2
+    pairs = enumerate(zip(text, probabilities, strict=True))
+    words = tuple(Word(i * step, (i + 1) * step, ch, p) for i, (ch, p) in pairs)
+    return Segment(0.0, step * len(words), "mixed", text, words=words)
+
+
+@pytest.mark.parametrize(("segment", "copied"), [
+    (_heard("请问您贵姓", 0.01, 0.02, 0.06, 0.01, 0.28), True),   # a bare "您好" continued from the prompt
+    (_heard("请问您贵姓", 0.99, 1.0, 0.98, 0.84, 0.42), False),   # the agent asking, clearly heard
+    (_heard("您贵姓", 0.99, 0.97, 0.51), False),
+    (_heard("我姓王", 0.05, 0.04, 0.03), False),                  # doubtful, but not the prompt's words
+    (_heard("我姓张", 0.05, 0.04, 0.03), True),
+    (_heard("好", 0.01), False),                                  # one character is no copy
+    (Segment(0.0, 1.0, "mixed", "请问您贵姓"), False),             # no word probabilities: kept
+])
+def test_a_short_stretch_of_the_prompt_barely_heard_is_a_copy(segment: Segment, copied: bool) -> None:
+    assert is_improbable_prompt_copy(segment, ZH_PROMPT) is copied
+    kept = clean_segments([segment], language="zh", prompt=ZH_PROMPT)
+    assert kept == ([] if copied else [segment])
