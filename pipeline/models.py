@@ -81,7 +81,7 @@ def bundled_model_dir(cache_dir: Path) -> Path:
             with tmp.open("wb") as out:
                 for part in (part1 / "model.bin.part1", part2 / "model.bin.part2"):
                     with part.open("rb") as fh:
-                        for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                        while block := fh.read(1 << 20):
                             digest.update(block)
                             out.write(block)
             size = tmp.stat().st_size
