@@ -23,6 +23,7 @@ import logging
 import os
 import pickle
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -236,6 +237,35 @@ class OpenAIWhisperTranscriber:
             if result.compression_ratio <= COMPRESSION_RATIO_THRESHOLD and not unsure:
                 break
         return result
+
+    def score_texts(self, samples: np.ndarray, texts: Sequence[str], language: str) -> list[float]:
+        """The log-probability of each text's tokens given a stretch of audio (at most one window),
+        teacher forced, without the prompt; the decoder attends only to the frames that hold audio."""
+        from whisper.audio import N_FRAMES, N_SAMPLES
+        from whisper.tokenizer import get_tokenizer
+
+        whisper, model, torch = self._whisper, self._model, self._torch
+        tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages,
+                                  language=language, task="transcribe")
+        start = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        sequences = [start + tokenizer.encode(text) for text in texts]
+        width = max(len(seq) for seq in sequences)
+        try:
+            with torch.inference_mode():
+                mel = whisper.log_mel_spectrogram(samples.astype(np.float32), n_mels=model.dims.n_mels,
+                                                  padding=N_SAMPLES)
+                frames = min(mel.shape[-1] - N_FRAMES, N_FRAMES)
+                features = model.embed_audio(whisper.pad_or_trim(mel[:, :frames], N_FRAMES).unsqueeze(0))
+                features = features[:, :max(1, frames // 2)]
+                tokens = torch.full((len(sequences), width), tokenizer.eot, dtype=torch.long)
+                for i, seq in enumerate(sequences):
+                    tokens[i, :len(seq)] = torch.tensor(seq)
+                logits = model.decoder(tokens, features.expand(len(sequences), -1, -1))
+                logprobs = torch.log_softmax(logits.float(), dim=-1)
+        except (RuntimeError, ValueError) as exc:
+            raise TranscriptionError(f"speech recognition failed: {exc}") from exc
+        return [float(sum(logprobs[i, j - 1, seq[j]] for j in range(len(start), len(seq))))
+                for i, seq in enumerate(sequences)]
 
     def decode(self, window: Window, encoded: _Encoded | None, language: str) -> list[Segment]:
         """Decode a packed window exactly once (no re-seeking into its tail), with word timings."""

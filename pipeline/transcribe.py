@@ -48,6 +48,7 @@ import numpy as np
 from pipeline.audio import BLOCK_S, SAMPLE_RATE, AudioBlock, DecodedAudio, StreamedAudio
 from pipeline.errors import ModelError, TranscriptionError
 from pipeline.models import resolve_model_path
+from pipeline.numbers_heard import restore_numbers
 from pipeline.settings import AsrSettings, Settings
 from pipeline.textclean import clean_segments
 from pipeline.transcript import Segment, Transcript
@@ -115,6 +116,8 @@ class WindowEngine(Protocol):
     def language_probs(self, encoded: Any) -> Mapping[str, float]: ...
 
     def decode(self, window: Window, encoded: Any | None, language: str) -> list[Segment]: ...
+
+    def score_texts(self, samples: np.ndarray, texts: Sequence[str], language: str) -> list[float]: ...
 
 
 @cache
@@ -333,14 +336,19 @@ def transcribe_blocks(
     language: str | None = None
     scores: dict[str, float] = {}
     segments: list[Segment] = []
+    repairs: list[dict[str, object]] = []
     blocks = 0
 
     def decode(windows: Sequence[Window], encoded: dict[int, Any], lang: str) -> None:
         found = _map(engine, lambda w, e: engine.decode(w, e, lang), windows,
                      [encoded.get(i) for i in range(len(windows))])
         prompt = domain_prompt(lang) if asr.domain_prompt else None
-        for window_segments in found:
-            segments.extend(clean_segments(window_segments, language=lang, prompt=prompt))
+        for window, window_segments in zip(windows, found, strict=True):
+            kept = clean_segments(window_segments, language=lang, prompt=prompt)
+            if asr.restore_numbers:
+                kept, restored = restore_numbers(window, kept, engine.score_texts, lang)
+                repairs.extend(restored)
+            segments.extend(kept)
 
     for block in _blocks(audio, block_s):
         blocks += 1
@@ -365,7 +373,7 @@ def transcribe_blocks(
         language, scores, encoded = decide_language(engine, waiting, asr.languages)
         decode(waiting, encoded, language)
     all_options = {**options, "language": language, "language_scores": scores,
-                   "tracks": layout.track_roles if layout else [], "blocks": blocks}
+                   "tracks": layout.track_roles if layout else [], "blocks": blocks, "number_repairs": repairs}
     return Transcript.from_segments(language, segments, duration=audio.duration_s, options=all_options)
 
 
@@ -557,6 +565,29 @@ class FasterWhisperTranscriber:
         words = [(float(w["start"]), float(w["end"]), str(w["word"]), float(w["probability"]))
                  for w in found[0][0].get("words") or ()]
         return window.split([(float(np.exp(avg_logprob)), words, text)], simplify=language == "zh"), True
+
+    def score_texts(self, samples: np.ndarray, texts: Sequence[str], language: str) -> list[float]:
+        """The log-probability of each text's tokens given a stretch of audio (at most one window),
+        teacher forced, without the prompt. The decoder attends only to the frames that hold the audio
+        (not the padding up to 30 s), which is several times cheaper and ranks texts the same."""
+        import ctranslate2
+        from faster_whisper.audio import pad_or_trim
+
+        tokenizer, _, _ = self._language(language)
+        model = self._model
+        try:
+            features = model.feature_extractor(samples)
+            frames = min(features.shape[-1] - 1, model.feature_extractor.nb_max_frames)
+            encoded = np.asarray(model.encode(pad_or_trim(features[:, :frames])))
+            keep = max(1, min(encoded.shape[1], frames // 2))
+            batch = ctranslate2.StorageView.from_array(
+                np.ascontiguousarray(np.repeat(encoded[:, :keep], len(texts), axis=0)))
+            results = model.model.align(batch, tokenizer.sot_sequence, [tokenizer.encode(t) for t in texts],
+                                        min(frames, 2 * keep))
+        except (RuntimeError, ValueError) as exc:
+            raise TranscriptionError(f"speech recognition failed: {exc}") from exc
+        return [float(np.sum(np.log(np.maximum(np.asarray(r.text_token_probs, dtype=np.float64), 1e-12))))
+                for r in results]
 
     def decode(self, window: Window, encoded: _Encoded | None, language: str) -> list[Segment]:
         """Decode a packed window with word timings, and split it back into turns.

@@ -14,7 +14,10 @@ digits that validates as nothing is returned only if nothing else was found, wit
 review flag; so is a valid number cut out of a longer digit string (a digit may have been misheard).
 The agent reading the number back is ignored.
 
-Limits: two numbers ("my cell … or my work …") give the first; digits misheard by ASR are not repaired.
+A number whose digits the transcriber restored (``pipeline.numbers_heard``: a doubled digit written
+once, put back by listening again) goes to review with the rule suffix ``:restored``.
+
+Limits: two numbers ("my cell … or my work …") give the first; other misheard digits are not repaired.
 
 Example: "电话一三六一一二二四四五五" → ``13611224455``; "555-876-5432" → ``5558765432``.
 """
@@ -114,6 +117,10 @@ def extract_callback(call: Call, done: Mapping[str, Extraction]) -> Extraction:
         if len(digits) > len(number) + (1 if rule.startswith("callback:nanp") else 0):
             # more digits were said than the number has: a digit may have been misheard, let a person check
             rule, confidence = rule + ":extra_digits", 0.6
+        if any(number.endswith(str(r.get("digits", "")).removeprefix("010")) and r.get("digits")
+               for r in call.transcript.options.get("number_repairs") or ()):
+            # digits the recogniser merged were put back by scoring candidates against the audio
+            rule, confidence = rule + ":restored", min(confidence, 0.6)
         if number in call.rules.prompt_numbers:
             # the recogniser's prompt example, likely copied from the prompt rather than heard
             rule, confidence = rule + ":prompt_echo", 0.2

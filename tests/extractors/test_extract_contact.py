@@ -155,3 +155,25 @@ def test_the_prompt_examples_surname_goes_to_review() -> None:
     assert "caller_surname" in draft.needs_review
     assert draft.evidence["caller_surname"][0].rule.endswith(":prompt_echo")
     assert "caller_surname" not in ticket_of("我姓王，电话一三八一二三四五六七八").needs_review
+
+
+def test_a_number_with_restored_digits_goes_to_review() -> None:
+    from datetime import datetime
+
+    from pipeline.extractors import extract_ticket
+    from pipeline.transcript import Segment, Transcript
+
+    def draft(repairs: list[dict[str, object]]):  # type: ignore[no-untyped-def]
+        transcript = Transcript.from_segments(
+            "zh", [Segment(0.0, 3.0, "caller", "我姓王，电话一五八一一二二三三四四")],
+            options={"number_repairs": repairs})
+        return extract_ticket(transcript, received_at=datetime(2026, 5, 1, 9, 0).astimezone())
+
+    restored = draft([{"speaker": "caller", "heard": "一五八一二二三三四四", "restored": "一五八一一二二三三四四",
+                       "digits": "15811223344"}])
+    assert restored.callback_number == "15811223344"
+    assert "callback_number" in restored.needs_review
+    assert restored.evidence["callback_number"][0].rule == "callback:cn_mobile:restored"
+    assert "callback_number" not in draft([]).needs_review
+    other = draft([{"speaker": "caller", "digits": "13910237786"}])  # another number of the call restored
+    assert "callback_number" not in other.needs_review
