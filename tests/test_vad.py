@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from pipeline.audio import SAMPLE_RATE
-from pipeline.vad import JOIN_S, LEAD_S, SpeechDetector, sound_stretches
+from pipeline.vad import JOIN_S, LEAD_S, RUN_S, SpeechDetector, sound_stretches
 
 
 def _track(seconds: float, hiss: float = 0.0, seed: int = 3) -> np.ndarray:
@@ -53,3 +55,43 @@ def test_speech_is_only_looked_for_inside_the_stretches() -> None:
     detector = SpeechDetector(enabled=True, max_span_s=20.0)
     assert all(any(a <= s0 and s1 <= b for a, b in stretches) for s0, s1 in detector.spans(track))
     assert SpeechDetector(enabled=False, max_span_s=20.0).spans(track) == [(0, len(track))]
+
+
+SAMPLES = Path(__file__).resolve().parents[1] / "audio_samples"
+
+
+def test_the_last_sentence_of_a_call_without_pauses_is_heard() -> None:
+    """A mono call with no long pause is one stretch of sound. Silero run over its 32 s in one go has
+    drifted by the agent's closing sentence (28.4-32.0 s) and misses it; run afresh every RUN_S it
+    does not."""
+    from pipeline.audio import decode
+    from pipeline.settings import AudioSettings
+
+    samples = decode(SAMPLES / "en_02_school_mono_mp3.mp3", AudioSettings()).channels[0]
+    assert len(sound_stretches(samples)) == 1
+    closing = (int(28.6 * SAMPLE_RATE), int(31.8 * SAMPLE_RATE))
+
+    def covered(spans: list[tuple[int, int]]) -> float:
+        inside = sum(max(0, min(b, closing[1]) - max(a, closing[0])) for a, b in spans)
+        return inside / (closing[1] - closing[0])
+
+    detector = SpeechDetector(enabled=True, max_span_s=20.0)
+    assert covered(detector.silero(samples)) < 0.2
+    assert covered(detector.spans(samples)) > 0.9
+
+
+def test_runs_overlap_into_regions_no_longer_than_the_limit() -> None:
+    """Three calls back to back (95 s of talk, no long pause): speech found in the overlap of two runs
+    is one region, regions stay in order, apart, and within the limit, and the talk is covered."""
+    from pipeline.audio import decode
+    from pipeline.settings import AudioSettings
+
+    names = ["en_02_school_mono_mp3.mp3", "zh_02_noise_mono_ulaw.wav", "en_03_water_mono_ulaw.wav"]
+    samples = np.concatenate([decode(SAMPLES / name, AudioSettings()).channels[0] for name in names])
+    limit = 8.0
+    spans = SpeechDetector(enabled=True, max_span_s=limit).spans(samples)
+    assert spans == sorted(spans)
+    assert all(b <= c for (_, b), (c, _) in zip(spans, spans[1:], strict=False))
+    assert all(b - a <= limit * SAMPLE_RATE for a, b in spans)
+    assert sum(b - a for a, b in spans) > 0.7 * len(samples)
+    assert len(samples) > 3 * RUN_S * SAMPLE_RATE
