@@ -27,6 +27,7 @@ HALLUCINATIONS = (
     "like and subscribe", "see you in the next video",
 )
 _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
 #: a segment is the prompt written back when this share of its letters (and at least PROMPT_ECHO_MIN)
 #: come from the prompt in order, in runs of PROMPT_ECHO_RUN or more; a phrase an agent really says
 #: ("您好，请问您贵姓", "City services hotline, how can I help you?") is shorter or mostly its own
@@ -93,8 +94,19 @@ def is_prompt_echo(text: str, prompt: str | None) -> bool:
     return copied >= PROMPT_ECHO_MIN and copied >= PROMPT_ECHO_SHARE * len(key)
 
 
+def _all_prompt_words(text: str, prompt: str) -> bool:
+    """True when a text written in words (Latin script) uses only words of the prompt, in any order:
+    "The caller and" from "The caller reports a problem and gives ...". Chinese is not split in words,
+    and its common characters are in every prompt, so it must be a stretch of the prompt instead."""
+    words = _WORD.findall(unicodedata.normalize("NFKC", text).lower())
+    if len(words) < 2 or any(not w.isascii() for w in words):
+        return False
+    return set(words) <= set(_WORD.findall(unicodedata.normalize("NFKC", prompt).lower()))
+
+
 def is_improbable_prompt_copy(segment: Segment, prompt: str | None) -> bool:
-    """True when a segment's whole text is a stretch of the prompt and its words were barely heard.
+    """True when a segment's whole text is a stretch of the prompt (in English: made only of the
+    prompt's words) and its words were barely heard.
 
     On a second of audio the decoder can continue the prompt instead of transcribing: a caller's
     "您好" came out as the prompt's next words, "请问您贵姓". Too short for ``is_prompt_echo``, such a
@@ -110,7 +122,7 @@ def is_improbable_prompt_copy(segment: Segment, prompt: str | None) -> bool:
     if not prompt or not segment.words:
         return False
     key = _key(segment.text)
-    if len(key) < PROMPT_COPY_MIN or key not in _key(prompt):
+    if len(key) < PROMPT_COPY_MIN or not (key in _key(prompt) or _all_prompt_words(segment.text, prompt)):
         return False
     mean = sum(w.probability for w in segment.words) / len(segment.words)
     return mean < PROMPT_COPY_MAX_PROBABILITY

@@ -18,8 +18,9 @@ import pytest
 
 from pipeline.audio import SAMPLE_RATE, decode
 from pipeline.settings import Settings
-from pipeline.textclean import clean_segments, collapse_loops, is_prompt_echo
+from pipeline.textclean import clean_segments, collapse_loops, is_improbable_prompt_copy, is_prompt_echo
 from pipeline.transcribe import FasterWhisperTranscriber, domain_prompt, load_transcriber
+from pipeline.transcript import Segment
 from pipeline.vad import SpeechDetector
 from pipeline.windows import MAX_SPAN_S, Track, pack_windows
 
@@ -100,19 +101,24 @@ def test_no_speech_gives_no_text(raw, pipeline, settings: Settings, tmp_path: Pa
 
 
 def test_what_the_decoder_invents_on_a_tone_is_cleaned(without_vad, settings: Settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """With VAD off, the tone reaches the decoder. Given the domain prompt it mostly writes the prompt
-    back ("The caller reports a problem and gives the call."), or loops ("BEEP. BEEP. BEEP."); none of
-    that survives cleaning."""
+    """With VAD off, the tone reaches the decoder. Given the domain prompt it writes the prompt back
+    ("The caller reports a problem and gives the call."), strings a few of its words together at a
+    probability near zero ("The caller and"), or loops ("BEEP. BEEP. BEEP."); none of that survives
+    cleaning. Which of these comes out depends on the processor and on the sampled fallbacks."""
     audio = decode(ringback(tmp_path / "ringback.wav"), settings.audio)
     track = Track("mixed", audio.channels[0])
     window = pack_windows(track, without_vad.speech_spans(track.samples))[0]
     prompt = domain_prompt("en")
+
+    def invented(seg: Segment) -> bool:
+        return (is_prompt_echo(seg.text, prompt) or is_improbable_prompt_copy(seg, prompt)
+                or collapse_loops(seg.text) != seg.text)
+
     outputs = [without_vad.decode(window, None, "en") for _ in range(6)]  # sampled fallbacks differ
-    assert any(is_prompt_echo(s.text, prompt) for segments in outputs for s in segments), outputs
+    assert any(invented(s) for segments in outputs for s in segments), outputs
     for segments in outputs:
         for seg in clean_segments(segments, language="en", prompt=prompt):
-            assert not is_prompt_echo(seg.text, prompt), seg
-            assert collapse_loops(seg.text) == seg.text, seg
+            assert not invented(seg), seg
 
 
 # -- a repetition loop in the hum after a call ----------------------------------------------------------

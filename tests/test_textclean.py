@@ -90,8 +90,9 @@ def test_clean_segments_drops_the_prompt_written_back() -> None:
 
 
 def _heard(text: str, *probabilities: float) -> Segment:
+    """A segment with a probability for each word (English) or character (Chinese)."""
     step = 0.2
-    pairs = enumerate(zip(text, probabilities, strict=True))
+    pairs = enumerate(zip(text.split() if text.isascii() else text, probabilities, strict=True))
     words = tuple(Word(i * step, (i + 1) * step, ch, p) for i, (ch, p) in pairs)
     return Segment(0.0, step * len(words), "mixed", text, words=words)
 
@@ -109,3 +110,16 @@ def test_a_short_stretch_of_the_prompt_barely_heard_is_a_copy(segment: Segment, 
     assert is_improbable_prompt_copy(segment, ZH_PROMPT) is copied
     kept = clean_segments([segment], language="zh", prompt=ZH_PROMPT)
     assert kept == ([] if copied else [segment])
+
+
+@pytest.mark.parametrize(("segment", "copied"), [
+    (_heard("The caller and", 0.0001, 0.00002, 0.04), True),      # a tone, written as the prompt's words
+    (_heard("The caller and", 0.95, 0.9, 0.97), False),           # the same words, clearly heard
+    (_heard("My name is Sarah", 0.05, 0.04, 0.03, 0.02), False),  # doubtful, but not the prompt's words
+    (_heard("phone number", 0.01, 0.02), True),
+    (_heard("hello", 0.01), False),                               # doubtful, not in the prompt
+])
+def test_english_made_of_the_prompts_words_barely_heard_is_a_copy(segment: Segment, copied: bool) -> None:
+    """English is checked word by word, in any order: the decoder strings the prompt's words together."""
+    assert is_improbable_prompt_copy(segment, EN_PROMPT) is copied
+    assert clean_segments([segment], language="en", prompt=EN_PROMPT) == ([] if copied else [segment])
