@@ -1,15 +1,19 @@
-"""Phone numbers written short: digits the recogniser merged, restored by listening to the turn again.
+"""Phone numbers written with a digit too few or too many, restored by listening to the turn again.
 
 Said digit by digit, a phone number often has a digit twice in a row ("一三六一一二二四四五五"). Whisper
 base writes one of such a pair more often than not ("一三六一二四四五"), at every beam width, and now and
-then drops a mobile's leading 一. The text cannot tell which digit was doubled; the audio can.
+then drops a mobile's leading 一; less often it writes a digit too many ("一八八一零零零一二三四五",
+"189-01-202-03-04"). The text cannot tell which digit was doubled or which one is extra; the audio can.
 
 For a digit run that is one to ``MAX_MISSING`` digits short of a number a caller gives (a mainland mobile,
 a Beijing landline), every way of putting the missing digits back (saying a heard digit twice, or a
-leading 一 for a mobile) that makes a valid number is written into the turn's text, and each of these
-texts is scored against the turn's audio by the same model (the log-probability of its tokens, teacher
-forced). The likeliest is kept, unless it is much less likely than what was first written
-(``MAX_LOSS_PER_DIGIT`` per digit put back). Runs that are already valid, or too far off, are left alone.
+leading 一 for a mobile) that makes a valid number is a candidate; for a run one digit too long, every
+way of leaving one digit out. Each candidate is scored against the turn's audio by the same model (the
+log-probability of the turn's text with the candidate in it, teacher forced), in Chinese numerals and in
+Arabic ones, whichever the model finds likelier: it writes numbers both ways, and one way can rank the
+candidates where the other cannot. The likeliest is kept, unless it is much less likely than what was
+first written (``MAX_LOSS_PER_DIGIT`` per digit changed). Runs that are already valid, or too far off,
+are left alone.
 
 What was restored is listed in the transcript's options (``number_repairs``), and a callback number
 made of restored digits goes to review: the digits are the model's best guess at what it heard.
@@ -33,8 +37,11 @@ from pipeline.windows import Window
 
 #: spoken digits as the recogniser writes them in Mandarin, and their values
 DIGIT_VALUES = {"零": "0", "〇": "0", "幺": "1", "一": "1", "二": "2", "两": "2", "三": "3", "四": "4",
-                "五": "5", "六": "6", "七": "7", "八": "8", "九": "9"}
-_RUN = re.compile(f"[{''.join(DIGIT_VALUES)}]{{5,}}")
+                "五": "5", "六": "6", "七": "7", "八": "8", "九": "9", **{d: d for d in "0123456789"}}
+_CHINESE = "零一二三四五六七八九"
+#: five or more digits, in either script, with at most one hyphen or space between two of them
+_D = f"[{''.join(DIGIT_VALUES)}]"
+_RUN = re.compile(f"{_D}(?:[-\\s]?{_D}){{4,}}")
 #: digits that may be missing from one run; more, and the run is not restored
 MAX_MISSING = 3
 #: a restoration may be at most this much less likely (natural log) than the text first written, per
@@ -51,7 +58,8 @@ Scorer = Callable[[np.ndarray, Sequence[str], str], list[float]]
 
 @dataclass(frozen=True)
 class Restoration:
-    """One way of putting missing digits back: ``pieces[i]`` replaces the run's ``i``-th character."""
+    """One way of mending a run: ``pieces[i]`` replaces the run's ``i``-th character (a digit kept, said
+    twice, or left out as "")."""
 
     pieces: tuple[str, ...]
 
@@ -61,8 +69,13 @@ class Restoration:
 
 
 def arabic(spoken: str) -> str:
-    """'一三八幺' → '1381'."""
-    return "".join(DIGIT_VALUES[ch] for ch in spoken)
+    """'一三八幺' → '1381', '189-01' → '18901': the digits of a run, separators left out."""
+    return "".join(DIGIT_VALUES[ch] for ch in spoken if ch in DIGIT_VALUES)
+
+
+def spellings(digits: str) -> tuple[str, str]:
+    """The two ways the recogniser writes a number: '1381' → ('一三八一', '1381')."""
+    return "".join(_CHINESE[int(d)] for d in digits), digits
 
 
 def is_phone_number(digits: str) -> bool:
@@ -92,23 +105,42 @@ def _short_by(digits: str) -> list[tuple[bool, int]]:
     return plans
 
 
+def _long_by(digits: str) -> bool:
+    """True when the run is one digit longer than a mobile or a Beijing landline."""
+    body = digits[3:] if digits.startswith("010") else digits
+    return (digits[0] == "1" and len(digits) == 12) or (body[:1] in set("2345689") and len(body) == 9)
+
+
 def restorations(spoken: str) -> list[Restoration]:
     """Every way of making the spoken digit run ``spoken`` a valid phone number by saying up to
-    ``MAX_MISSING`` of its digits twice (and, for a mobile, a leading 一); [] for a run that is valid
-    already, has no such restoration, or has more than ``MAX_CANDIDATES``."""
+    ``MAX_MISSING`` of its digits twice (and, for a mobile, a leading 一), or by leaving out one digit
+    of a run that has one too many; [] for a run that is valid already, has no such restoration, or
+    has more than ``MAX_CANDIDATES``."""
     digits = arabic(spoken)
-    if is_phone_number(digits):
+    if len(digits) < 5 or is_phone_number(digits):
         return []
+    positions = [i for i, ch in enumerate(spoken) if ch in DIGIT_VALUES]
+    chinese = any(not ch.isascii() for ch in spoken)
     found: dict[str, Restoration] = {}
-    for prefix, doubled in _short_by(digits):
-        for chosen in itertools.combinations(range(len(spoken)), doubled):
+
+    def consider(pieces: list[str]) -> bool:
+        candidate = Restoration(tuple(pieces))
+        if arabic(candidate.text) not in found and is_phone_number(arabic(candidate.text)):
+            found[arabic(candidate.text)] = candidate
+        return len(found) <= MAX_CANDIDATES
+
+    # Chinese numerals without 十/百/千 are digits said one by one; a run in Arabic figures may be an
+    # amount or a year the recogniser wrote as such, so only a mobile with a digit too many is mended
+    for prefix, doubled in _short_by(digits) if chinese else ():
+        for chosen in itertools.combinations(positions, doubled):
             pieces = [ch * 2 if i in chosen else ch for i, ch in enumerate(spoken)]
             if prefix:
-                pieces[0] = "一" + pieces[0]
-            candidate = Restoration(tuple(pieces))
-            if candidate.text not in found and is_phone_number(arabic(candidate.text)):
-                found[candidate.text] = candidate
-            if len(found) > MAX_CANDIDATES:
+                pieces[positions[0]] = "一" + pieces[positions[0]]
+            if not consider(pieces):
+                return []
+    if _long_by(digits) and (chinese or len(digits) == 12):
+        for left_out in positions:
+            if not consider(["" if i == left_out else ch for i, ch in enumerate(spoken)]):
                 return []
     return list(found.values())
 
@@ -155,25 +187,34 @@ def restore_numbers(window: Window, segments: Sequence[Segment], score: Scorer,
             if samples is None:
                 continue
             head, tail = segment.text[:match.start()], segment.text[match.end():]
-            texts = [segment.text] + [head + c.text + tail for c in candidates]
-            scores = score(samples, texts, language)
-            best = max(range(len(candidates)), key=lambda i: scores[i + 1])
+            heard, *scores = _likeliest(samples, head, tail, [arabic(spoken)] + [arabic(c.text) for c in candidates],
+                                        score, language)
+            best = max(range(len(candidates)), key=lambda i: scores[i])
             chosen = candidates[best]
-            missing = len(chosen.text) - len(spoken)
-            if scores[best + 1] < scores[0] - MAX_LOSS_PER_DIGIT * missing:
+            changed = abs(len(arabic(chosen.text)) - len(arabic(spoken)))
+            if scores[best] < heard - MAX_LOSS_PER_DIGIT * changed:
                 continue
             record.append({
                 "speaker": segment.speaker, "start": segment.start, "end": segment.end,
                 "heard": spoken, "restored": chosen.text, "digits": arabic(chosen.text),
-                "candidates": len(candidates), "logprob_heard": round(scores[0], 2),
-                "logprob_restored": round(scores[best + 1], 2),
+                "candidates": len(candidates), "logprob_heard": round(heard, 2),
+                "logprob_restored": round(scores[best], 2),
             })
-            segment = replace(segment, text=texts[best + 1],
+            segment = replace(segment, text=head + chosen.text + tail,
                               words=_rewrite_words(segment, match.start(), spoken, chosen))
             break  # one number per turn: a second run moved with this one
         out.append(segment)
     return out, record
 
 
+def _likeliest(samples: np.ndarray, head: str, tail: str, numbers: Sequence[str], score: Scorer,
+               language: str) -> list[float]:
+    """For each digit string, the log-probability of the turn with it written in, in whichever script
+    (Chinese or Arabic numerals) the model finds likelier."""
+    texts = [head + spelt + tail for digits in numbers for spelt in spellings(digits)]
+    scores = score(samples, texts, language)
+    return [max(scores[2 * i], scores[2 * i + 1]) for i in range(len(numbers))]
+
+
 __all__ = ["MAX_LOSS_PER_DIGIT", "MAX_MISSING", "Restoration", "Scorer", "arabic", "is_phone_number",
-           "restorations", "restore_numbers"]
+           "restorations", "restore_numbers", "spellings"]

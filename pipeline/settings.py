@@ -57,8 +57,8 @@ class AsrSettings(BaseModel):
     """Give the decoder an initial prompt with hotline and Beijing place vocabulary (Mandarin)."""
 
     restore_numbers: bool = True
-    """Put back digits of a phone number the recogniser merged ("一一" written "一"), choosing among the
-    valid numbers by scoring each against the caller's audio (``pipeline.numbers_heard``)."""
+    """Mend a phone number written a digit or more short ("一一" written "一") or one digit too long,
+    choosing among the valid numbers by scoring each against the caller's audio (``pipeline.numbers_heard``)."""
 
     vocabulary: bool = True
     """Respell sound-alike places and hotline terms in Mandarin transcripts (``pipeline.vocabulary``)."""
