@@ -17,8 +17,10 @@ syllable by syllable with every reading of each character:
 * ``n == 6``: up to two syllables may be near ones;
 * ``n >= 7``: one syllable may differ in any way, or two may be near ones.
 
-Half the characters must already be right, and what was heard is left alone when it is itself a term or
-part of one (相关部门办理 is part of 转交相关部门办理, so it is not turned into 相关部门处理).
+Half the syllables must already sound right (the same character, or another of the same sound: 是民服务
+乐宪 has 服务, 是 for 市 and 宪 for 线), one character at least must be the same, and what was heard is
+left alone when it is itself a term or part of one (相关部门办理 is part of 转交相关部门办理, so it is not
+turned into 相关部门处理).
 
 Example::
 
@@ -93,9 +95,10 @@ def _readings(ch: str) -> frozenset[str]:
     return frozenset(pinyin(ch, style=Style.NORMAL, heteronym=True)[0])
 
 
-def _compare(heard: str, term: str) -> tuple[int, int, int] | None:
-    """(same characters, near syllables, other syllables) of two equal-length Han strings."""
-    same = near = other = 0
+def _compare(heard: str, term: str) -> tuple[int, int, int, int] | None:
+    """(same characters, other characters of the same sound, near syllables, other syllables) of two
+    equal-length Han strings."""
+    same = homophones = near = other = 0
     for h, t in zip(heard, term, strict=True):
         if h == t:
             same += 1
@@ -104,12 +107,13 @@ def _compare(heard: str, term: str) -> tuple[int, int, int] | None:
             return None
         rh, rt = _readings(h), _readings(t)
         if rh & rt:
+            homophones += 1
             continue
         if any(_near(a, b) for a in rh for b in rt):
             near += 1
         else:
             other += 1
-    return same, near, other
+    return same, homophones, near, other
 
 
 def _accept(heard: str, term: str) -> bool:
@@ -118,11 +122,11 @@ def _accept(heard: str, term: str) -> bool:
     compared = _compare(heard, term)
     if compared is None:
         return False
-    same, near, other = compared
+    same, homophones, near, other = compared
     n = len(term)
     if n <= 4:
         return near == other == 0
-    if same * 2 < n:
+    if same == 0 or (same + homophones) * 2 < n:
         return False
     if n == 5:
         return other == 0 and near <= 1
