@@ -130,15 +130,17 @@ def restorations(spoken: str) -> list[Restoration]:
         return len(found) <= MAX_CANDIDATES
 
     # Chinese numerals without 十/百/千 are digits said one by one; a run in Arabic figures may be an
-    # amount or a year the recogniser wrote as such, so only a mobile with a digit too many is mended
-    for prefix, doubled in _short_by(digits) if chinese else ():
+    # amount or a year the recogniser wrote as such, so it is mended only as a mobile one digit short
+    # or one too long (no amount said on the line has ten or twelve figures and starts with a 1)
+    near_mobile = digits[0] == "1" and len(digits) in (10, 12)
+    for prefix, doubled in _short_by(digits) if chinese or near_mobile else ():
         for chosen in itertools.combinations(positions, doubled):
             pieces = [ch * 2 if i in chosen else ch for i, ch in enumerate(spoken)]
             if prefix:
                 pieces[positions[0]] = "一" + pieces[positions[0]]
             if not consider(pieces):
                 return []
-    if _long_by(digits) and (chinese or len(digits) == 12):
+    if _long_by(digits) and (chinese or near_mobile):
         for left_out in positions:
             if not consider(["" if i == left_out else ch for i, ch in enumerate(spoken)]):
                 return []

@@ -86,8 +86,14 @@ def test_arabic_figures_with_hyphens_keep_their_script_and_separators() -> None:
     "2023",
     "300000000",       # nine figures: an amount, not a landline with a digit too many
 ])
-def test_arabic_figures_are_mended_only_as_a_mobile_with_a_digit_too_many(spoken: str) -> None:
+def test_arabic_figures_are_mended_only_as_a_mobile_a_digit_off(spoken: str) -> None:
     assert restorations(spoken) == []
+
+
+def test_arabic_figures_of_a_mobile_one_digit_short() -> None:
+    found = {arabic(r.text): r.text for r in restorations("1350123677")}
+    assert found["13501236677"] == "13501236677"
+    assert all(len(d) == 11 and is_phone_number(d) for d in found)
 
 
 def test_spellings() -> None:
