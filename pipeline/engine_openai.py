@@ -35,6 +35,7 @@ from pipeline.convert import convert_ct2_to_openai
 from pipeline.errors import ModelError, TranscriptionError
 from pipeline.models import BUNDLED_NAME, resolve_model_path
 from pipeline.settings import Settings
+from pipeline.textclean import has_loop
 from pipeline.transcribe import (
     BEST_OF,
     COMPRESSION_RATIO_THRESHOLD,
@@ -44,6 +45,7 @@ from pipeline.transcribe import (
     TEMPERATURES,
     Audio,
     domain_prompt,
+    loop_prompt,
     says_a_number,
     transcribe_blocks,
     whole_character_tokens,
@@ -209,16 +211,19 @@ class OpenAIWhisperTranscriber:
             _, probs = self._model.detect_language(encoded.features)
         return {str(k): float(v) for k, v in probs.items()}
 
-    def _decode_once(self, features: Any, language: str) -> Any:
-        """Decode one encoded 30-second segment, falling back to higher temperatures like Whisper does.
+    def _decode_once(self, features: Any, language: str, retry: bool = False) -> Any:
+        """Decode one encoded 30-second segment, falling back to higher temperatures like Whisper does;
+        a ``retry`` (the window looped) uses ``loop_prompt`` and the full beam at once.
 
         Returns the ``DecodingResult``, or None when the segment is silence (no-speech probability
         high and the text unsure)."""
         from whisper.decoding import DecodingOptions
 
-        prompt = domain_prompt(language) if self._asr.domain_prompt else None
+        prompt = None
+        if self._asr.domain_prompt:
+            prompt = loop_prompt(language) if retry else domain_prompt(language)
         beam = self._asr.beam_size
-        quick = self._asr.quick_beam_size or beam
+        quick = beam if retry else self._asr.quick_beam_size or beam
         # a quick narrow beam first (kept when sure of itself), then the full beam, then hotter samples
         schedule: list[tuple[float, int | None]] = [(0.0, quick), (0.0, beam)] if quick < beam else [(0.0, beam)]
         schedule += [(t, None) for t in TEMPERATURES if t > 0.0]
@@ -268,7 +273,8 @@ class OpenAIWhisperTranscriber:
                 for i, seq in enumerate(sequences)]
 
     def decode(self, window: Window, encoded: _Encoded | None, language: str) -> list[Segment]:
-        """Decode a packed window exactly once (no re-seeking into its tail), with word timings."""
+        """Decode a packed window exactly once (no re-seeking into its tail), with word timings; a
+        decode that loops is done once more with ``loop_prompt``, and kept if that one does not."""
         from whisper.audio import HOP_LENGTH
         from whisper.timing import add_word_timestamps
         from whisper.tokenizer import get_tokenizer
@@ -278,6 +284,10 @@ class OpenAIWhisperTranscriber:
         try:
             with self._torch.inference_mode():
                 result = self._decode_once(encoded.features, language)
+                if result is not None and has_loop(result.text) and self._asr.domain_prompt:
+                    again = self._decode_once(encoded.features, language, retry=True)
+                    if again is not None and not has_loop(again.text):
+                        result = again
                 if result is None:
                     return []
                 tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages,

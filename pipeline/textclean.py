@@ -147,6 +147,15 @@ def collapse_loops(text: str) -> str:
     return _LONG_LOOP.sub(keep_one, _LOOP.sub(keep_one, text))
 
 
+def has_loop(text: str) -> bool:
+    """True when the decoder looped somewhere in ``text`` (see ``collapse_loops``).
+
+    >>> has_loop("我姓张？我姓张？我姓张？我姓张？"), has_loop("电话一三八八八八八八八八八")
+    (True, False)
+    """
+    return collapse_loops(text) != text
+
+
 def clean_segments(segments: Iterable[Segment], *, language: str, prompt: str | None = None) -> list[Segment]:
     """Drop hallucinated segments, the prompt written back, and repetition loops, including one segment
     repeated over and over."""

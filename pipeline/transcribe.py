@@ -50,7 +50,7 @@ from pipeline.errors import ModelError, TranscriptionError
 from pipeline.models import resolve_model_path
 from pipeline.numbers_heard import restore_numbers
 from pipeline.settings import AsrSettings, Settings
-from pipeline.textclean import clean_segments
+from pipeline.textclean import clean_segments, has_loop
 from pipeline.transcript import Segment, Transcript
 from pipeline.vad import SpeechDetector
 from pipeline.windows import MAX_SPAN_S, WINDOW_S, Region, Track, Window, WindowPacker
@@ -121,12 +121,31 @@ class WindowEngine(Protocol):
 
 
 @cache
-def domain_prompt(language: str) -> str | None:
-    """The initial prompt for a language (hotline and place vocabulary), or None."""
+def _prompt_lines(language: str) -> tuple[str, ...]:
     try:
-        return resources.files("pipeline.prompts").joinpath(f"{language}.txt").read_text("utf-8").strip()
+        text = resources.files("pipeline.prompts").joinpath(f"{language}.txt").read_text("utf-8")
     except FileNotFoundError:
-        return None
+        return ()
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
+def domain_prompt(language: str) -> str | None:
+    """The initial prompt for a language (hotline and place vocabulary), or None.
+
+    A prompt file holds the vocabulary on its first line and, optionally, an example exchange on the
+    next ones (the agent asking a name, a caller answering with a number in Chinese numerals)."""
+    lines = _prompt_lines(language)
+    return ("" if language in ("zh", "ja") else " ").join(lines) or None
+
+
+def loop_prompt(language: str) -> str | None:
+    """The prompt a window is decoded again with when its first decode loops: the vocabulary alone.
+
+    The example exchange can itself start a loop: on a caller's short "我姓宋" the decoder went on
+    with the example's "我姓张？" over and over and lost the number that followed. Without an example
+    (English has none) the window is decoded without a prompt."""
+    lines = _prompt_lines(language)
+    return lines[0] if len(lines) > 1 else None
 
 
 def whole_character_tokens(tokens: Sequence[int], token_bytes: Callable[[int], bytes]) -> list[int]:
@@ -465,7 +484,7 @@ class FasterWhisperTranscriber:
             raise ModelError(f"unsupported faster-whisper version: {exc}") from exc
         quick = settings.asr.quick_beam_size
         self._quick_beam = quick if 0 < quick < settings.asr.beam_size else 0
-        self._per_language: dict[str, tuple[Any, list[int], Any]] = {}
+        self._per_language: dict[tuple[str, bool], tuple[Any, list[int], Any]] = {}
         self._token_bytes_cache: dict[int, bytes] = {}
         self.options: dict[str, Any] = {
             "engine": "faster-whisper",
@@ -503,19 +522,23 @@ class FasterWhisperTranscriber:
         results = self._model.model.detect_language(encoded.output)
         return {token[2:-2]: float(prob) for token, prob in results[0]}
 
-    def _language(self, language: str) -> tuple[Any, list[int], Any]:
-        """Tokenizer, prompt tokens and decoding options for a language (built once)."""
-        if language not in self._per_language:
+    def _language(self, language: str, retry: bool = False) -> tuple[Any, list[int], Any]:
+        """Tokenizer, prompt tokens and decoding options for a language (built once); with ``retry``,
+        the prompt a looping window is decoded again with."""
+        key = (language, retry)
+        if key not in self._per_language:
             from faster_whisper.tokenizer import Tokenizer
 
             tokenizer = Tokenizer(self._model.hf_tokenizer, self._model.model.is_multilingual,
                                   task="transcribe", language=language)
-            text = domain_prompt(language) if self._asr.domain_prompt else None
+            text = None
+            if self._asr.domain_prompt:
+                text = loop_prompt(language) if retry else domain_prompt(language)
             previous = tokenizer.encode(" " + text.strip()) if text else []
             prompt = self._model.get_prompt(tokenizer, previous, without_timestamps=True)
             options = replace(self._decoding, suppress_tokens=self._suppressed(tokenizer, [-1]))
-            self._per_language[language] = (tokenizer, prompt, options)
-        return self._per_language[language]
+            self._per_language[key] = (tokenizer, prompt, options)
+        return self._per_language[key]
 
     def _token_bytes(self, token: int) -> bytes:
         found = self._token_bytes_cache.get(token)
@@ -540,21 +563,22 @@ class FasterWhisperTranscriber:
         return result, avg_logprob, True
 
     def _decode(self, window: Window, encoded: _Encoded | None, language: str, *,
-                quick: bool) -> tuple[list[Segment], bool]:
+                quick: bool, retry: bool = False) -> tuple[list[Segment], bool, bool]:
+        """The window's segments, whether the decode is sure, and whether it looped."""
         encoded = encoded or self.encode(window)
-        tokenizer, prompt, options = self._language(language)
+        tokenizer, prompt, options = self._language(language, retry)
         model = self._model
         try:
             result, avg_logprob, sure = self._generate(encoded, prompt, tokenizer, options, quick)
             if not sure:
-                return [], False
+                return [], False, False
             if result.no_speech_prob > NO_SPEECH_THRESHOLD and avg_logprob < LOGPROB_THRESHOLD:
-                return [], True  # silence, however the window got past VAD
+                return [], True, False  # silence, however the window got past VAD
             tokens = whole_character_tokens([t for t in result.sequences_ids[0] if t < tokenizer.eot],
                                             self._token_bytes)
             text = tokenizer.decode(tokens)
             if not tokens or not text.strip():
-                return [], True
+                return [], True, False
             found = [[{"seek": 0, "start": 0.0, "end": encoded.frames / model.frames_per_second,
                        "tokens": tokens}]]
             model.add_word_timestamps(found, tokenizer, encoded.output, encoded.frames,
@@ -564,7 +588,8 @@ class FasterWhisperTranscriber:
             raise TranscriptionError(f"speech recognition failed: {exc}") from exc
         words = [(float(w["start"]), float(w["end"]), str(w["word"]), float(w["probability"]))
                  for w in found[0][0].get("words") or ()]
-        return window.split([(float(np.exp(avg_logprob)), words, text)], simplify=language == "zh"), True
+        segments = window.split([(float(np.exp(avg_logprob)), words, text)], simplify=language == "zh")
+        return segments, True, has_loop(text)
 
     def score_texts(self, samples: np.ndarray, texts: Sequence[str], language: str) -> list[float]:
         """The log-probability of each text's tokens given a stretch of audio (at most one window),
@@ -593,12 +618,19 @@ class FasterWhisperTranscriber:
         """Decode a packed window with word timings, and split it back into turns.
 
         With a quick beam configured, the window is decoded with it first, and again with the full beam
-        when that decode is unsure, repetitive, or holds a number said digit by digit."""
+        when that decode is unsure, repetitive, loops, or holds a number said digit by digit. A full
+        decode that loops is done once more with ``loop_prompt``, and that one is kept if it does not."""
         if self._quick_beam:
-            segments, sure = self._decode(window, encoded, language, quick=True)
-            if sure and not any(says_a_number(seg.text) for seg in segments):
+            segments, sure, looped = self._decode(window, encoded, language, quick=True)
+            if sure and not looped and not any(says_a_number(seg.text) for seg in segments):
                 return segments
-        return self._decode(window, encoded, language, quick=False)[0]
+        segments, _, looped = self._decode(window, encoded, language, quick=False)
+        if looped and self._asr.domain_prompt:
+            again, _, still = self._decode(window, encoded, language, quick=False, retry=True)
+            if not still:
+                log.info("a window that looped with the domain prompt was decoded again without its example")
+                return again
+        return segments
 
     # -- the whole call ---------------------------------------------------------------------------
     def transcribe(self, audio: Audio, *, block_s: float = BLOCK_S) -> Transcript:
@@ -619,6 +651,6 @@ def load_transcriber(settings: Settings) -> Transcriber:
 
 __all__ = [
     "Audio", "FasterWhisperTranscriber", "Layout", "Transcriber", "WINDOW_S", "choose_layout",
-    "decide_language", "domain_prompt", "load_transcriber", "split_tracks", "transcribe_blocks",
+    "decide_language", "domain_prompt", "load_transcriber", "loop_prompt", "split_tracks", "transcribe_blocks",
     "whole_character_tokens",
 ]
