@@ -274,7 +274,8 @@ class OpenAIWhisperTranscriber:
 
     def decode(self, window: Window, encoded: _Encoded | None, language: str) -> list[Segment]:
         """Decode a packed window exactly once (no re-seeking into its tail), with word timings; a
-        decode that loops is done once more with ``loop_prompt``, and kept if that one does not."""
+        decode that loops is done once more with ``loop_prompt``, and that one kept when it does not
+        loop and is sure of itself (as in ``FasterWhisperTranscriber.decode``)."""
         from whisper.audio import HOP_LENGTH
         from whisper.timing import add_word_timestamps
         from whisper.tokenizer import get_tokenizer
@@ -286,8 +287,10 @@ class OpenAIWhisperTranscriber:
                 result = self._decode_once(encoded.features, language)
                 if result is not None and has_loop(result.text) and self._asr.domain_prompt:
                     again = self._decode_once(encoded.features, language, retry=True)
-                    if again is not None and not has_loop(again.text):
-                        result = again
+                    kept = again is not None and not has_loop(again.text) and again.avg_logprob >= LOGPROB_THRESHOLD
+                    log.info("a window looped with the domain prompt; decoded again without its example: %s",
+                             "kept" if kept else "not kept")
+                    result = again if kept else result
                 if result is None:
                     return []
                 tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages,

@@ -619,7 +619,9 @@ class FasterWhisperTranscriber:
 
         With a quick beam configured, the window is decoded with it first, and again with the full beam
         when that decode is unsure, repetitive, loops, or holds a number said digit by digit. A full
-        decode that loops is done once more with ``loop_prompt``, and that one is kept if it does not."""
+        decode that loops is done once more with ``loop_prompt``, and that one is kept if it does not
+        loop and is sure of itself (average log-probability at least ``LOGPROB_THRESHOLD``): without
+        the example the decoder can also write the prompt's vocabulary over audio it cannot place."""
         if self._quick_beam:
             segments, sure, looped = self._decode(window, encoded, language, quick=True)
             if sure and not looped and not any(says_a_number(seg.text) for seg in segments):
@@ -627,8 +629,10 @@ class FasterWhisperTranscriber:
         segments, _, looped = self._decode(window, encoded, language, quick=False)
         if looped and self._asr.domain_prompt:
             again, _, still = self._decode(window, encoded, language, quick=False, retry=True)
-            if not still:
-                log.info("a window that looped with the domain prompt was decoded again without its example")
+            sure = bool(again) and min(seg.confidence for seg in again) >= float(np.exp(LOGPROB_THRESHOLD))
+            log.info("a window looped with the domain prompt; decoded again without its example: %s",
+                     "kept" if sure and not still else "not kept")
+            if sure and not still:
                 return again
         return segments
 

@@ -9,6 +9,7 @@ audio is made here with sox (seeded noise, tones) and from the project's own sam
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 from pathlib import Path
@@ -18,8 +19,8 @@ import pytest
 
 from pipeline.audio import SAMPLE_RATE, decode
 from pipeline.settings import Settings
-from pipeline.textclean import clean_segments, collapse_loops, is_improbable_prompt_copy, is_prompt_echo
-from pipeline.transcribe import FasterWhisperTranscriber, domain_prompt, load_transcriber
+from pipeline.textclean import clean_segments, collapse_loops, has_loop, is_improbable_prompt_copy, is_prompt_echo
+from pipeline.transcribe import FasterWhisperTranscriber, domain_prompt, load_transcriber, loop_prompt, split_tracks
 from pipeline.transcript import Segment
 from pipeline.vad import SpeechDetector
 from pipeline.windows import MAX_SPAN_S, Track, pack_windows
@@ -119,6 +120,38 @@ def test_what_the_decoder_invents_on_a_tone_is_cleaned(without_vad, settings: Se
     for segments in outputs:
         for seg in clean_segments(segments, language="en", prompt=prompt):
             assert not invented(seg), seg
+
+
+# -- a loop in the first decode: decoded again without the prompt's example --------------------------------
+@pytest.mark.parametrize("engine", ["faster-whisper", "openai-whisper"])
+def test_a_window_that_loops_is_decoded_again_and_the_words_heard_stay(
+        engine: str, settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """A greeting's first word said six times over, as a line that keeps cutting out repeats it: the
+    first decode loops, so the window is decoded again with the vocabulary prompt alone. Here the audio
+    really repeats, so the second decode either loops too or is unsure of itself (without the example
+    the decoder can write the prompt's vocabulary, 拖欠工资, over audio it cannot place); either way
+    the words first heard are kept, and no prompt vocabulary is written over them."""
+    chosen = settings.model_copy(update={"asr": settings.asr.model_copy(update={"engine": engine})})
+    transcriber = load_transcriber(chosen)
+    audio = decode(SAMPLES / "zh_01_heating_stereo_ulaw.wav", settings.audio)
+    agent = next(t for t in split_tracks(audio) if t.role == "agent").samples
+    opening = pack_windows(Track("agent", agent), transcriber.speech_spans(agent)[:1])[0]
+    greeting = transcriber.decode(opening, None, "zh")[0]
+    assert greeting.text.startswith("您好"), greeting
+    first, second = greeting.words[:2]
+    said = agent[int(first.start * SAMPLE_RATE):int(second.end * SAMPLE_RATE)]
+    gap = np.zeros(int(0.2 * SAMPLE_RATE), dtype=np.float32)
+    repeated = np.concatenate([np.concatenate([said, gap])] * 6)
+    window = pack_windows(Track("agent", repeated), [(0, len(repeated))])[0]
+
+    with caplog.at_level(logging.INFO):
+        segments = transcriber.decode(window, None, "zh")
+    assert "decoded again without its example" in caplog.text  # the first decode looped
+    text = "".join(s.text for s in segments)
+    vocabulary = re.split(r"[、，。]", loop_prompt("zh") or "")
+    assert not [w for w in vocabulary if len(w) >= 2 and w in text], text
+    kept = clean_segments(segments, language="zh", prompt=domain_prompt("zh"))
+    assert all(not has_loop(s.text) for s in kept), kept
 
 
 # -- a repetition loop in the hum after a call ----------------------------------------------------------
