@@ -42,6 +42,7 @@ from pipeline.transcribe import (
     LOGPROB_THRESHOLD,
     NO_SPEECH_THRESHOLD,
     QUICK_LOGPROB_THRESHOLD,
+    SCORE_BATCH,
     TEMPERATURES,
     Audio,
     domain_prompt,
@@ -262,15 +263,19 @@ class OpenAIWhisperTranscriber:
                 frames = min(mel.shape[-1] - N_FRAMES, N_FRAMES)
                 features = model.embed_audio(whisper.pad_or_trim(mel[:, :frames], N_FRAMES).unsqueeze(0))
                 features = features[:, :max(1, frames // 2)]
-                tokens = torch.full((len(sequences), width), tokenizer.eot, dtype=torch.long)
-                for i, seq in enumerate(sequences):
-                    tokens[i, :len(seq)] = torch.tensor(seq)
-                logits = model.decoder(tokens, features.expand(len(sequences), -1, -1))
-                logprobs = torch.log_softmax(logits.float(), dim=-1)
+                scores: list[float] = []
+                for first in range(0, len(sequences), SCORE_BATCH):  # the logits over the vocabulary
+                    chunk = sequences[first:first + SCORE_BATCH]      # are large: a few texts at a time
+                    tokens = torch.full((len(chunk), width), tokenizer.eot, dtype=torch.long)
+                    for i, seq in enumerate(chunk):
+                        tokens[i, :len(seq)] = torch.tensor(seq)
+                    logits = model.decoder(tokens, features.expand(len(chunk), -1, -1))
+                    logprobs = torch.log_softmax(logits.float(), dim=-1)
+                    scores += [float(sum(logprobs[i, j - 1, seq[j]] for j in range(len(start), len(seq))))
+                               for i, seq in enumerate(chunk)]
         except (RuntimeError, ValueError) as exc:
             raise TranscriptionError(f"speech recognition failed: {exc}") from exc
-        return [float(sum(logprobs[i, j - 1, seq[j]] for j in range(len(start), len(seq))))
-                for i, seq in enumerate(sequences)]
+        return scores
 
     def decode(self, window: Window, encoded: _Encoded | None, language: str) -> list[Segment]:
         """Decode a packed window exactly once (no re-seeking into its tail), with word timings; a

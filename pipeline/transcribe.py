@@ -88,6 +88,10 @@ NUMBER_RUN = re.compile(r"(?:[0-9０-９零〇幺一二三四五六七八九两]
 TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 #: candidates sampled at a temperature above zero
 BEST_OF = 5
+#: texts scored against one stretch of audio at a time (``score_texts``): each needs its own copy of the
+#: encoded audio (up to 3 MB) and of the decoder's output over the vocabulary, so memory stays bounded
+#: when a phone number has a hundred candidates in two spellings
+SCORE_BATCH = 16
 
 Audio = DecodedAudio | StreamedAudio
 
@@ -605,10 +609,13 @@ class FasterWhisperTranscriber:
             frames = min(features.shape[-1] - 1, model.feature_extractor.nb_max_frames)
             encoded = np.asarray(model.encode(pad_or_trim(features[:, :frames])))
             keep = max(1, min(encoded.shape[1], frames // 2))
-            batch = ctranslate2.StorageView.from_array(
-                np.ascontiguousarray(np.repeat(encoded[:, :keep], len(texts), axis=0)))
-            results = model.model.align(batch, tokenizer.sot_sequence, [tokenizer.encode(t) for t in texts],
-                                        min(frames, 2 * keep))
+            results = []
+            for first in range(0, len(texts), SCORE_BATCH):  # a copy of the audio's encoding per text
+                chunk = texts[first:first + SCORE_BATCH]
+                batch = ctranslate2.StorageView.from_array(
+                    np.ascontiguousarray(np.repeat(encoded[:, :keep], len(chunk), axis=0)))
+                results += model.model.align(batch, tokenizer.sot_sequence, [tokenizer.encode(t) for t in chunk],
+                                             min(frames, 2 * keep))
         except (RuntimeError, ValueError) as exc:
             raise TranscriptionError(f"speech recognition failed: {exc}") from exc
         return [float(np.sum(np.log(np.maximum(np.asarray(r.text_token_probs, dtype=np.float64), 1e-12))))
