@@ -29,12 +29,14 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-CN_DIGIT = {"零": "0", "〇": "0", "○": "0", "幺": "1", "一": "1", "二": "2", "两": "2", "三": "3", "四": "4",
-            "五": "5", "六": "6", "七": "7", "八": "8", "九": "9"}
+#: 腰 is how the recogniser writes 幺 (yāo, "one" on the phone) when it does not hear a number: "电话腰三
+#: 腰二零零八…"; it counts only inside a run of digits, never alone
+CN_DIGIT = {"零": "0", "〇": "0", "○": "0", "幺": "1", "腰": "1", "一": "1", "二": "2", "两": "2", "三": "3",
+            "四": "4", "五": "5", "六": "6", "七": "7", "八": "8", "九": "9"}
 for _d in "0123456789":
     CN_DIGIT[_d] = _d
 
-_DIGIT_CHARS = "0-9零〇○幺一二两三四五六七八九"
+_DIGIT_CHARS = "0-9零〇○幺腰一二两三四五六七八九"
 _DIGIT_RUN = re.compile(rf"[{_DIGIT_CHARS}](?:[\s\-—–,，、.()（）]{{0,3}}[{_DIGIT_CHARS}])*")
 
 EN_UNITS = {"zero": 0, "oh": 0, "o": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,

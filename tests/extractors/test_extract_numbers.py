@@ -9,6 +9,8 @@ from pipeline.extractors.numbers import ages, cn_number, digit_runs, english_dig
 DIGITS = [
     ("电话一三六一一二二四四五五", ["13611224455"]),
     ("手机幺三八 幺二三四 五六七八", ["13812345678"]),
+    ("电话腰三腰二零零八六六四二", ["13120086642"]),      # 幺 written as its homophone 腰
+    ("我腰疼了三四天", []),                                # 腰 alone is no digit
     ("号码是136 1122 4455", ["13611224455"]),
     ("010-6381-2234", ["01063812234"]),
     ("138一二三四5678", ["13812345678"]),
