@@ -127,7 +127,8 @@ def test_what_the_decoder_invents_on_a_tone_is_cleaned(without_vad, settings: Se
 def test_a_window_that_loops_is_decoded_again_and_the_words_heard_stay(
         engine: str, settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
     """A greeting's first word said six times over, as a line that keeps cutting out repeats it: the
-    first decode loops, so the window is decoded again with the vocabulary prompt alone. Here the audio
+    first decode loops (most times: its fallbacks are sampled), so the window is decoded again with
+    the vocabulary prompt alone. Here the audio
     really repeats, so the second decode either loops too or is unsure of itself (without the example
     the decoder can write the prompt's vocabulary, 拖欠工资, over audio it cannot place); either way
     the words first heard are kept, and no prompt vocabulary is written over them."""
@@ -144,14 +145,20 @@ def test_a_window_that_loops_is_decoded_again_and_the_words_heard_stay(
     repeated = np.concatenate([np.concatenate([said, gap])] * 6)
     window = pack_windows(Track("agent", repeated), [(0, len(repeated))])[0]
 
-    with caplog.at_level(logging.INFO):
-        segments = transcriber.decode(window, None, "zh")
-    assert "decoded again without its example" in caplog.text  # the first decode looped
-    text = "".join(s.text for s in segments)
-    vocabulary = re.split(r"[、，。]", loop_prompt("zh") or "")
-    assert not [w for w in vocabulary if len(w) >= 2 and w in text], text
-    kept = clean_segments(segments, language="zh", prompt=domain_prompt("zh"))
-    assert all(not has_loop(s.text) for s in kept), kept
+    vocabulary = [w for w in re.split(r"[、，。]", loop_prompt("zh") or "") if len(w) >= 2]
+    # the loop sends the first decode through Whisper's sampled fallbacks, and now and then one of
+    # them does not loop (then no second decode is needed); a few tries give one that does
+    for _ in range(6 if engine == "faster-whisper" else 3):
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            segments = transcriber.decode(window, None, "zh")
+        text = "".join(s.text for s in segments)
+        assert not [w for w in vocabulary if w in text], text
+        kept = clean_segments(segments, language="zh", prompt=domain_prompt("zh"))
+        assert all(not has_loop(s.text) for s in kept), kept
+        if "decoded again without its example" in caplog.text:
+            break
+    assert "decoded again without its example" in caplog.text  # a first decode looped
 
 
 # -- a repetition loop in the hum after a call ----------------------------------------------------------
