@@ -120,13 +120,14 @@ def restorations(spoken: str) -> list[Restoration]:
     if len(digits) < 5 or is_phone_number(digits):
         return []
     positions = [i for i, ch in enumerate(spoken) if ch in DIGIT_VALUES]
-    chinese = any(not ch.isascii() for ch in spoken)
+    chinese = any(ch in DIGIT_VALUES and not ch.isascii() for ch in spoken)
     found: dict[str, Restoration] = {}
 
     def consider(pieces: list[str]) -> bool:
         candidate = Restoration(tuple(pieces))
-        if arabic(candidate.text) not in found and is_phone_number(arabic(candidate.text)):
-            found[arabic(candidate.text)] = candidate
+        number = arabic(candidate.text)
+        if number not in found and is_phone_number(number):
+            found[number] = candidate
         return len(found) <= MAX_CANDIDATES
 
     # Chinese numerals without 十/百/千 are digits said one by one; a run in Arabic figures may be an

@@ -98,10 +98,20 @@ def _all_prompt_words(text: str, prompt: str) -> bool:
     """True when a text written in words (Latin script) uses only words of the prompt, in any order:
     "The caller and" from "The caller reports a problem and gives ...". Chinese is not split in words,
     and its common characters are in every prompt, so it must be a stretch of the prompt instead."""
-    words = _WORD.findall(unicodedata.normalize("NFKC", text).lower())
+    words = _words(text)
     if len(words) < 2 or any(not w.isascii() for w in words):
         return False
-    return set(words) <= set(_WORD.findall(unicodedata.normalize("NFKC", prompt).lower()))
+    return set(words) <= _prompt_words(prompt)
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(unicodedata.normalize("NFKC", text).lower())
+
+
+@cache
+def _prompt_words(prompt: str) -> frozenset[str]:
+    """The words of a prompt, read once (the same prompt is checked against every segment)."""
+    return frozenset(_words(prompt))
 
 
 def is_improbable_prompt_copy(segment: Segment, prompt: str | None) -> bool:
