@@ -32,12 +32,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from pipeline.audio import SAMPLE_RATE
+from pipeline.text.numerals import DIGIT_VALUES
+from pipeline.text.phones import is_phone_number
 from pipeline.transcript import Segment, Word
 from pipeline.windows import Window
 
-#: spoken digits as the recogniser writes them in Mandarin, and their values
-DIGIT_VALUES = {"零": "0", "〇": "0", "幺": "1", "一": "1", "二": "2", "两": "2", "三": "3", "四": "4",
-                "五": "5", "六": "6", "七": "7", "八": "8", "九": "9", **{d: d for d in "0123456789"}}
 _CHINESE = "零一二三四五六七八九"
 #: five or more digits, in either script, with at most one hyphen or space between two of them
 _D = f"[{''.join(DIGIT_VALUES)}]"
@@ -76,19 +75,6 @@ def arabic(spoken: str) -> str:
 def spellings(digits: str) -> tuple[str, str]:
     """The two ways the recogniser writes a number: '1381' → ('一三八一', '1381')."""
     return "".join(_CHINESE[int(d)] for d in digits), digits
-
-
-def is_phone_number(digits: str) -> bool:
-    """True when ``digits`` is, whole, a number a caller gives: a mainland mobile or a Beijing
-    landline (eight digits, or ``010`` and eight)."""
-    from pipeline.extractors.callback import validate_number
-
-    number, rule = validate_number(digits, "zh")
-    if number is None:
-        return False
-    if rule == "callback:cn_mobile":
-        return number == digits
-    return rule.startswith("callback:beijing_landline") and number.removeprefix("010") == digits.removeprefix("010")
 
 
 def _short_by(digits: str) -> list[tuple[bool, int]]:

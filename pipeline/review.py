@@ -192,7 +192,7 @@ def normalise_phone(value: Any, *, language: str = "zh") -> str:
     Chinese mobiles (11 digits from 13–19), Beijing landlines with or without 010, and North American
     numbers (10 digits) are accepted; a leading 86 / 0086 / 1 country code is dropped.
     """
-    from pipeline.extractors.callback import validate_number
+    from pipeline.text.phones import validate_number
 
     text = _PHONE_PUNCTUATION.sub("", str(value))
     if not text.isdigit():

@@ -48,18 +48,6 @@ _LONG_LOOP = re.compile(rf"(.{{13,60}}?)(?:{_SEP}\1){{2,}}", re.DOTALL)
 _DIGITS = set("0123456789０１２３４５６７８９零〇幺一二两三四五六七八九十")
 
 
-@cache
-def _t2s():  # type: ignore[no-untyped-def]
-    import opencc
-
-    return opencc.OpenCC("t2s")
-
-
-def to_simplified(text: str) -> str:
-    """Traditional → Simplified Chinese (OpenCC), leaving other scripts alone."""
-    return _t2s().convert(text) if text else text
-
-
 def _key(text: str) -> str:
     return _PUNCT.sub("", unicodedata.normalize("NFKC", text).lower())
 

@@ -12,8 +12,8 @@ valid, and each one is recorded with what was heard. Rules for a term of ``n`` c
 syllable by syllable with every reading of each character:
 
 * ``n <= 4``: every syllable must be the same (a homophone spelling: 造音扰民 → 噪音扰民);
-* ``n == 5``: one syllable may be a near one (same final with a confusable initial, l/r, z/zh, n/l…, or
-  same initial with an/ang, en/eng, in/ing);
+* ``n == 5``: one syllable may be a near one (``pipeline.text.pinyin.near``: same final with a confusable
+  initial, l/r, z/zh, n/l…, or same initial with an/ang, en/eng, in/ing…);
 * ``n == 6``: up to two syllables may be near ones;
 * ``n >= 7``: one syllable may differ in any way, or two may be near ones.
 
@@ -32,12 +32,13 @@ Example::
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 
+from pipeline.text import pinyin
+from pipeline.text.chinese import HAN
 from pipeline.transcript import Transcript
 
 log = logging.getLogger(__name__)
@@ -46,15 +47,6 @@ log = logging.getLogger(__name__)
 PLACE_MIN_SCORE = 0.9
 #: suffixes a place may be said without (中关村 for 中关村街道)
 _PLACE_SUFFIXES = ("街道", "地区", "镇", "乡", "区")
-_HAN = re.compile(r"[\u4e00-\u9fff]")
-
-#: initials that speakers and recognisers confuse
-_NEAR_INITIALS = [{"l", "r", "n"}, {"z", "zh", "j"}, {"c", "ch", "q"}, {"s", "sh", "x"}, {"f", "h"}, {"b", "p"},
-                  {"d", "t"}, {"g", "k"}]
-_NEAR_FINALS = [{"an", "ang"}, {"en", "eng"}, {"in", "ing"}, {"ian", "iang"}, {"uan", "uang"}]
-_INITIALS = ("zh", "ch", "sh", "b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h", "j", "q", "x", "r", "z",
-             "c", "s", "y", "w")
-
 
 @dataclass(frozen=True)
 class Correction:
@@ -68,33 +60,6 @@ class Correction:
     """``place`` (the gazetteer) or ``term`` (the hotline terms)."""
 
 
-def _split(syllable: str) -> tuple[str, str]:
-    for initial in _INITIALS:
-        if syllable.startswith(initial) and len(syllable) > len(initial):
-            return initial, syllable[len(initial):]
-    return "", syllable
-
-
-def _near(a: str, b: str) -> bool:
-    """Two toneless syllables a listener could mistake for each other."""
-    (ia, fa), (ib, fb) = _split(a), _split(b)
-    if fa == fb:
-        return any(ia in group and ib in group for group in _NEAR_INITIALS)
-    if ia == ib:
-        return any(fa in group and fb in group for group in _NEAR_FINALS)
-    return False
-
-
-@cache
-def _readings(ch: str) -> frozenset[str]:
-    """Every toneless reading of a character (a non-Han character reads as itself)."""
-    if not _HAN.match(ch):
-        return frozenset({ch})
-    from pypinyin import Style, pinyin
-
-    return frozenset(pinyin(ch, style=Style.NORMAL, heteronym=True)[0])
-
-
 def _compare(heard: str, term: str) -> tuple[int, int, int, int] | None:
     """(same characters, other characters of the same sound, near syllables, other syllables) of two
     equal-length Han strings."""
@@ -103,13 +68,13 @@ def _compare(heard: str, term: str) -> tuple[int, int, int, int] | None:
         if h == t:
             same += 1
             continue
-        if not _HAN.match(h):
+        if not HAN.match(h):
             return None
-        rh, rt = _readings(h), _readings(t)
+        rh, rt = pinyin.readings(h), pinyin.readings(t)
         if rh & rt:
             homophones += 1
             continue
-        if any(_near(a, b) for a in rh for b in rt):
+        if any(pinyin.near(a, b) for a in rh for b in rt):
             near += 1
         else:
             other += 1
@@ -140,7 +105,7 @@ class DomainVocabulary:
 
     def __init__(self, terms: Iterable[str], gazetteer: object | None = None) -> None:
         cleaned = sorted({t.strip() for t in terms if t.strip()}, key=lambda t: (-len(t), t))
-        bad = [t for t in cleaned if len(t) < 4 or not all(_HAN.match(ch) for ch in t)]
+        bad = [t for t in cleaned if len(t) < 4 or not all(HAN.match(ch) for ch in t)]
         if bad:
             raise ValueError(f"vocabulary terms must be 4 or more Chinese characters: {bad[:5]}")
         self.terms: tuple[str, ...] = tuple(cleaned)
@@ -150,8 +115,8 @@ class DomainVocabulary:
         self._pairs: dict[tuple[str, str], list[tuple[str, int]]] = {}
         for term in self.terms:
             for k in range(len(term) - 1):
-                for a in _readings(term[k]):
-                    for b in _readings(term[k + 1]):
+                for a in pinyin.readings(term[k]):
+                    for b in pinyin.readings(term[k + 1]):
                         self._pairs.setdefault((a, b), []).append((term, k))
 
     @classmethod
@@ -174,16 +139,16 @@ class DomainVocabulary:
             heard = text[m.start:m.end]
             forms = [m.name] + [m.name[: -len(s)] for s in _PLACE_SUFFIXES if m.name.endswith(s)]
             target = next((f for f in forms if len(f) == len(heard) and f != heard), None)
-            if target and all(_HAN.match(ch) for ch in heard):
+            if target and all(HAN.match(ch) for ch in heard):
                 out.append(Correction(m.start, m.end, heard, target, "place"))
         return out
 
     # -- terms ----------------------------------------------------------------------------------------
     def _terms(self, text: str) -> list[Correction]:
-        syllables = [_readings(ch) for ch in text]
+        syllables = [pinyin.readings(ch) for ch in text]
         candidates: set[tuple[int, str]] = set()
         for i in range(len(text) - 1):
-            if not (_HAN.match(text[i]) and _HAN.match(text[i + 1])):
+            if not (HAN.match(text[i]) and HAN.match(text[i + 1])):
                 continue
             for a in syllables[i]:
                 for b in syllables[i + 1]:
@@ -204,7 +169,7 @@ class DomainVocabulary:
     # -- whole texts ----------------------------------------------------------------------------------
     def correct_text(self, text: str) -> tuple[str, list[Correction]]:
         """``text`` with sound-alike places and terms respelled, and the corrections made."""
-        if not _HAN.search(text):
+        if not HAN.search(text):
             return text, []
         chosen: list[Correction] = []
         # places first (the gazetteer knows its context), then the longest terms

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.audio import SAMPLE_RATE
-from pipeline.textclean import to_simplified
+from pipeline.text.chinese import to_simplified
 from pipeline.transcript import Segment, Word
 
 #: the longest window decoded at once (Whisper's context is 30 s; keep a margin)

@@ -24,7 +24,7 @@ from pipeline.engine_openai import (
 )
 from pipeline.errors import ModelError
 from pipeline.settings import Settings
-from pipeline.textclean import to_simplified
+from pipeline.text.chinese import to_simplified
 from pipeline.transcribe import FasterWhisperTranscriber, load_transcriber
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.text.chinese import to_simplified
 from pipeline.textclean import (
     clean_segments,
     collapse_loops,
     is_hallucination,
     is_improbable_prompt_copy,
     is_prompt_echo,
-    to_simplified,
 )
 from pipeline.transcript import Segment, Word
 

@@ -10,7 +10,8 @@ import pytest
 
 from pipeline.audio import DecodedAudio, decode
 from pipeline.settings import AsrSettings, Settings
-from pipeline.textclean import is_hallucination, to_simplified
+from pipeline.text.chinese import to_simplified
+from pipeline.textclean import is_hallucination
 from pipeline.transcribe import decoders_and_threads, load_transcriber, says_a_number, split_tracks
 
 pytestmark = pytest.mark.model

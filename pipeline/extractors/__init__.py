@@ -50,7 +50,7 @@ from pipeline.extractors import (  # noqa: F401  (importing a field module regis
 from pipeline.extractors.context import Call, prepare_call
 from pipeline.extractors.registry import Extraction, run_all
 from pipeline.extractors.rules import Rules, load_rules
-from pipeline.extractors.text import detect_language
+from pipeline.text.chinese import detect_language
 from pipeline.ticket import FIELDS, TicketDraft
 from pipeline.transcript import Segment, Transcript
 
@@ -90,8 +90,8 @@ def warm_up(rules: Rules | None = None) -> Rules:
 
     A worker calls this once before taking jobs so that the first call is not slower than the rest.
     """
-    from pipeline.extractors.callback import validate_number
-    from pipeline.extractors.numbers import cn_number
+    from pipeline.text.numerals import cn_number
+    from pipeline.text.phones import validate_number
 
     rules = rules or load_rules()
     location.gazetteer_version()

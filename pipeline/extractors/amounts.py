@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from pipeline.extractors.context import Call
-from pipeline.extractors.numbers import money_amounts
 from pipeline.extractors.registry import Extraction, extractor
+from pipeline.text.numerals import money_amounts
 
 
 @extractor("amounts")

@@ -27,63 +27,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-import phonenumbers
-
 from pipeline.extractors.context import Call
-from pipeline.extractors.numbers import DigitRun, digit_runs, english_digit_runs
 from pipeline.extractors.registry import Extraction, extractor
+from pipeline.text.numerals import DigitRun, digit_runs, english_digit_runs
+from pipeline.text.phones import validate_number
 
-_MOBILE = re.compile(r"1[3-9]\d{9}")
 _CORRECTION = re.compile(
     r"(不对|不是|错了|说错了|应该是|更正|sorry|actually|i mean|no,? it's)[，,\s]*(是|is|it's|it is)?[，,\s]*$"
 )
-_LANDLINE = re.compile(r"010\d{8}")
-
-
-def _nanp(digits: str) -> tuple[str | None, str]:
-    nanp = digits[1:] if len(digits) == 11 and digits[0] == "1" else digits
-    if len(nanp) != 10 or nanp[0] not in "23456789":
-        return None, ""
-    try:
-        parsed = phonenumbers.parse(nanp, "US")
-    except phonenumbers.NumberParseException:
-        return None, ""
-    if phonenumbers.is_valid_number(parsed):
-        return nanp, "callback:nanp"
-    if phonenumbers.is_possible_number(parsed):
-        return nanp, "callback:nanp_possible"
-    return None, ""
-
-
-def validate_number(digits: str, language: str) -> tuple[str | None, str]:
-    """``(normalised digits, rule)`` of the first valid phone inside ``digits``; ``(None, "")`` if none.
-
-    English calls try a North American number first ("1-555-…" is not a Chinese 155 mobile).
-    """
-    if language == "en":
-        number, rule = _nanp(digits)
-        if number:
-            return number, rule
-    if digits.startswith("0086"):
-        digits = digits[4:]
-    elif digits.startswith("86") and len(digits) in (13, 12):
-        digits = digits[2:]
-    for m in _MOBILE.finditer(digits):
-        try:
-            if phonenumbers.is_valid_number(phonenumbers.parse(m.group(), "CN")):
-                return m.group(), "callback:cn_mobile"
-        except phonenumbers.NumberParseException:
-            continue
-    landline = _LANDLINE.search(digits)
-    if landline:
-        return landline.group(), "callback:beijing_landline"
-    if len(digits) == 8 and digits[0] in "2345689":
-        return "010" + digits, "callback:beijing_landline_local"
-    if len(digits) in (10, 11):
-        return _nanp(digits)
-    return None, ""
-
-
 @extractor("callback_number")
 def extract_callback(call: Call, done: Mapping[str, Extraction]) -> Extraction:
     """The caller's phone number, digits only (see the module docstring)."""

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
 
 from pipeline.extractors.roles import Roles, assign_roles
 from pipeline.extractors.rules import Hit, Rules
-from pipeline.extractors.text import detect_language, lower, prepare
+from pipeline.text.chinese import detect_language, halfwidth, lower, to_simplified
 from pipeline.ticket import Evidence
 from pipeline.transcript import Transcript
 
@@ -137,6 +137,12 @@ def _filter_hits(raw: Iterable[Hit], folded: str, roles: Roles, rules: Rules) ->
         out.append(h)
     out.sort(key=lambda h: (h.start, h.end))
     return tuple(out)
+
+
+def prepare(transcript: Transcript) -> Transcript:
+    """The transcript with Simplified, half-width segment texts (offsets unchanged)."""
+    segments = tuple(replace(s, text=halfwidth(to_simplified(s.text))) for s in transcript.segments)
+    return replace(transcript, segments=segments)
 
 
 def prepare_call(transcript: Transcript, *, received_at: datetime, rules: Rules) -> Call:

@@ -36,7 +36,7 @@ import ahocorasick
 import yaml
 
 from pipeline.errors import ConfigError
-from pipeline.extractors.text import fold
+from pipeline.text.chinese import fold
 from pipeline.ticket import REQUEST_TYPES, URGENCIES, VULNERABLE
 
 logger = logging.getLogger(__name__)

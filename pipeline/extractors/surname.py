@@ -27,6 +27,7 @@ from functools import lru_cache
 
 from pipeline.extractors.context import Call
 from pipeline.extractors.registry import Extraction, extractor
+from pipeline.text import pinyin
 
 _ZH_DECLARED = re.compile(r"(?:免贵|我|本人)(?:姓|性)(?:是)?(?P<s>[\u4e00-\u9fff]{1,4})")
 _ZH_BARE = re.compile(r"(?<![百贵老])姓(?:是)?(?P<s>[\u4e00-\u9fff]{1,4})")
@@ -55,20 +56,13 @@ _EN_NUMBER_NEXT = re.compile(r"\d|\b(?:zero|oh|one|two|three|four|five|six|seven
 _EN_SPELLED = re.compile(r"\b(?:[a-z][\s\-.,]+){2,}[a-z]\b", re.IGNORECASE)
 
 
-@lru_cache(maxsize=4096)
-def _reading(ch: str) -> str:
-    from pypinyin import lazy_pinyin
-
-    return "".join(lazy_pinyin(ch))
-
-
 @lru_cache(maxsize=1024)
 def _common_homophone(ch: str, common: tuple[str, ...]) -> str | None:
     """The most common surname that sounds like ``ch`` (tones ignored), if ``ch`` is not common itself."""
     if ch in common or not ("\u4e00" <= ch <= "\u9fff"):
         return None
-    reading = _reading(ch)
-    return next((s for s in common if _reading(s) == reading), None)
+    heard = pinyin.reading(ch)
+    return next((s for s in common if pinyin.reading(s) == heard), None)
 
 
 def _zh_surname(candidate: str, call: Call, *, sound: bool = True) -> str | None:

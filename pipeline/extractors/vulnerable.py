@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from pipeline.extractors.context import Call
-from pipeline.extractors.numbers import ages
 from pipeline.extractors.registry import Extraction, extractor
+from pipeline.text.numerals import ages
 from pipeline.ticket import Evidence
 
 

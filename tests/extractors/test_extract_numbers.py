@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.extractors.numbers import ages, cn_number, digit_runs, english_digit_runs, english_number, money_amounts
+from pipeline.text.numerals import ages, cn_number, digit_runs, english_digit_runs, english_number, money_amounts
 
 DIGITS = [
     ("电话一三六一一二二四四五五", ["13611224455"]),

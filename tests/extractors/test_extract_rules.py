@@ -12,7 +12,7 @@ from pipeline.errors import ConfigError
 from pipeline.extractors import RULES_VERSION, extract_ticket
 from pipeline.extractors.registry import EXTRACTORS, run_order
 from pipeline.extractors.rules import RULE_FILES, RULES_DIR, load_rules
-from pipeline.extractors.text import detect_language, fold, to_simplified
+from pipeline.text.chinese import detect_language, fold, to_simplified
 
 
 def test_bundled_rules_load_and_are_versioned() -> None:

@@ -1,4 +1,4 @@
-"""Numbers as callers say them: digit strings (phones), money, ages. Helpers for the field extractors.
+"""Numbers as callers say them: digit strings (phones), money, ages; the one spoken-number grammar.
 
 What it reads:
 
@@ -29,12 +29,13 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-#: 腰 is how the recogniser writes 幺 (yāo, "one" on the phone) when it does not hear a number: "电话腰三
-#: 腰二零零八…"; it counts only inside a run of digits, never alone
-CN_DIGIT = {"零": "0", "〇": "0", "○": "0", "幺": "1", "腰": "1", "一": "1", "二": "2", "两": "2", "三": "3",
-            "四": "4", "五": "5", "六": "6", "七": "7", "八": "8", "九": "9"}
-for _d in "0123456789":
-    CN_DIGIT[_d] = _d
+#: digits as a Mandarin caller says them one by one, and as the recogniser writes them, with their values
+DIGIT_VALUES = {"零": "0", "〇": "0", "幺": "1", "一": "1", "二": "2", "两": "2", "三": "3", "四": "4",
+                "五": "5", "六": "6", "七": "7", "八": "8", "九": "9", **{d: d for d in "0123456789"}}
+#: what a transcript's digit run may hold besides: ○ for 〇, and 腰, how the recogniser writes 幺 (yāo,
+#: "one" on the phone) when it does not hear a number ("电话腰三腰二零零八…"); it counts only inside a
+#: run of digits, never alone
+CN_DIGIT = {**DIGIT_VALUES, "○": "0", "腰": "1"}
 
 _DIGIT_CHARS = "0-9零〇○幺腰一二两三四五六七八九"
 _DIGIT_RUN = re.compile(rf"[{_DIGIT_CHARS}](?:[\s\-—–,，、.()（）]{{0,3}}[{_DIGIT_CHARS}])*")
