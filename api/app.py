@@ -53,7 +53,7 @@ class ApiState:
         """The speech model for inline processing, loaded on first use."""
         with self._transcriber_lock:
             if self._transcriber is None:
-                from pipeline.transcribe import load_transcriber
+                from pipeline.asr import load_transcriber
 
                 self._transcriber = load_transcriber(self.settings)
             return self._transcriber

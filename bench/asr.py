@@ -48,7 +48,7 @@ def default_files() -> list[Path]:
 # -- inside a subprocess ---------------------------------------------------------------------------------
 def _threads(settings) -> int:  # type: ignore[no-untyped-def]
     """The pipeline's threads in all (decoders x threads each): what each raw contender gets too."""
-    from pipeline.transcribe import decoders_and_threads
+    from pipeline.asr.engines.faster_whisper import decoders_and_threads
 
     decoders, threads = decoders_and_threads(settings.asr)
     return decoders * threads
@@ -56,13 +56,13 @@ def _threads(settings) -> int:  # type: ignore[no-untyped-def]
 
 def run_contender(name: str, files: list[Path]) -> dict:
     """Load the contender's model, then time decoding + transcription of every file."""
-    from pipeline.audio import decode
+    from pipeline.asr.audio import decode
     from pipeline.settings import Settings
 
     settings = Settings()
     started = time.monotonic()
     if name == "pipeline":
-        from pipeline.transcribe import load_transcriber
+        from pipeline.asr import load_transcriber
 
         transcriber = load_transcriber(settings)
 
@@ -74,7 +74,7 @@ def run_contender(name: str, files: list[Path]) -> dict:
     elif name == "raw-faster-whisper":
         from faster_whisper import WhisperModel
 
-        from pipeline.models import resolve_model_path
+        from pipeline.asr.model_store import resolve_model_path
 
         model_dir = resolve_model_path(settings.asr.model_path, settings.resolved_model_cache_dir)
         model = WhisperModel(str(model_dir), device="cpu", compute_type="int8",
@@ -88,7 +88,7 @@ def run_contender(name: str, files: list[Path]) -> dict:
     else:
         import torch
 
-        from pipeline.engine_openai import checkpoint_for, load_openai_checkpoint
+        from pipeline.asr.engines.openai_whisper import checkpoint_for, load_openai_checkpoint
 
         torch.set_num_threads(_threads(settings))
         model = load_openai_checkpoint(checkpoint_for(settings))

@@ -108,7 +108,7 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
-    from pipeline.models import bundled_model_dir
+    from pipeline.asr.model_store import bundled_model_dir
 
     if args.action == "path":
         if args.src or args.dst:
@@ -123,7 +123,7 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     if Path(args.dst).suffix != ".pt":
         print(f"callintake: {args.dst}: the checkpoint's name must end in .pt", file=sys.stderr)
         return 2
-    from pipeline.convert import convert_ct2_to_openai
+    from pipeline.asr.convert import convert_ct2_to_openai
 
     src = bundled_model_dir(settings.resolved_model_cache_dir) if args.src == "bundled" else Path(args.src)
     print(convert_ct2_to_openai(src, Path(args.dst)))

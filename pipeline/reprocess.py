@@ -705,7 +705,7 @@ def run_inline(
     if progress.status is not RunStatus.RUNNING:
         return progress
     if progress.stage == "transcribe" and transcriber is None:
-        from pipeline.transcribe import load_transcriber
+        from pipeline.asr import load_transcriber
 
         loaded: list[Any] = []
 

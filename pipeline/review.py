@@ -378,7 +378,7 @@ def playable_audio(settings: Settings, *, audio_path: str, audio_sha256: str) ->
     exact, which clicking a line of the dialogue relies on). ``StorageError`` when the stored file is
     missing, ``AudioError`` when ffmpeg cannot read it.
     """
-    from pipeline.audio import probe
+    from pipeline.asr.audio import probe
 
     source = audio_store.resolve(settings.data_dir, audio_path)
     if not source.is_file():

@@ -5,7 +5,7 @@ nothing here knows about HTTP or queues.
 
 Bad audio, by design, is split in two:
 
-* what ``pipeline.audio.probe`` cannot read as audio (a text file named ``.wav``, zero bytes, more than
+* what ``pipeline.asr.audio.probe`` cannot read as audio (a text file named ``.wav``, zero bytes, more than
   two channels, over the size or duration limit) is **refused before anything is stored**: the caller
   gets the ``AudioError`` at once (the API answers 4xx) and no call row exists;
 * what probes as audio but fails to decode or transcribe later (a truncated WAV, a corrupt MP3 frame run)
@@ -119,7 +119,7 @@ def ingest_upload(
             result = ingest_upload(settings, session_factory=factory, chunks=iter_chunks(f),
                                    filename="call.wav", metadata=CallMetadata(line="12345-1"))
     """
-    from pipeline.audio import probe
+    from pipeline.asr.audio import probe
 
     metadata = metadata or CallMetadata()
     display = Path(filename or "upload").name or "upload"
@@ -201,7 +201,7 @@ def process_call(
 ) -> ProcessResult:
     """Turn a stored call into a stored ticket draft: decode, transcribe, extract, store.
 
-    ``transcriber`` is a loaded ``pipeline.transcribe.Transcriber`` (load it once, reuse it). Without
+    ``transcriber`` is a loaded ``pipeline.asr.Transcriber`` (load it once, reuse it). Without
     ``force``, a ticket already stored for this call and the current rules version is returned as it is
     (``reused=True``) and a stored transcript is reused instead of transcribing again; with ``force``
     the call is transcribed and extracted afresh (an unreviewed ticket of the same rules version is
@@ -243,7 +243,7 @@ def process_call(
     mark = time.perf_counter()
     try:
         if transcript is None:
-            from pipeline.audio import decode
+            from pipeline.asr.audio import decode
 
             if not audio_path.is_file():
                 raise StorageError(f"the stored audio of call {call_id} is missing ({audio_path})")
@@ -252,7 +252,7 @@ def process_call(
             stage = "transcribe"
             transcript = transcriber.transcribe(decoded)
             if settings.asr.vocabulary:
-                from pipeline.vocabulary import correct_transcript
+                from pipeline.asr.vocabulary import correct_transcript
 
                 transcript = correct_transcript(transcript)
             mark = _lap(timings, stage, mark)
@@ -363,7 +363,7 @@ def process_files(settings: Settings, paths: Sequence[Path]) -> Iterator[dict[st
                     if load_error is not None:
                         raise load_error
                     try:
-                        from pipeline.transcribe import load_transcriber
+                        from pipeline.asr import load_transcriber
 
                         transcriber = load_transcriber(settings)
                     except PipelineError as exc:

@@ -58,10 +58,10 @@ class AsrSettings(BaseModel):
 
     restore_numbers: bool = True
     """Mend a phone number written a digit or more short ("一一" written "一") or one digit too long,
-    choosing among the valid numbers by scoring each against the caller's audio (``pipeline.numbers_heard``)."""
+    choosing among the valid numbers by scoring each against the caller's audio (``pipeline.asr.numbers_heard``)."""
 
     vocabulary: bool = True
-    """Respell sound-alike places and hotline terms in Mandarin transcripts (``pipeline.vocabulary``)."""
+    """Respell sound-alike places and hotline terms in Mandarin transcripts (``pipeline.asr.vocabulary``)."""
 
 
 class OpsSettings(BaseModel):

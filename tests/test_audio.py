@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.audio import SAMPLE_RATE, DecodedAudio, StreamedAudio, channel_roles, decode, probe, stream_blocks
+from pipeline.asr.audio import SAMPLE_RATE, DecodedAudio, StreamedAudio, channel_roles, decode, probe, stream_blocks
 from pipeline.errors import AudioTooLarge, EmptyAudio, UnsupportedAudio
 from pipeline.settings import AudioSettings
 

@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.convert import (
+from pipeline.asr.convert import (
     SUPPORTED_BINARY_VERSION,
     convert_ct2_to_openai,
     encode_alignment_heads,
     read_ct2_model,
 )
+from pipeline.asr.model_store import bundled_model_dir
 from pipeline.errors import ModelError
-from pipeline.models import bundled_model_dir
 
 BASE_DIMS = {
     "n_mels": 80, "n_audio_ctx": 1500, "n_audio_state": 512, "n_audio_head": 8, "n_audio_layer": 6,
@@ -138,7 +138,7 @@ def test_converted_bundled_model_loads_in_openai_whisper(converted: Path, bundle
 
 @pytest.mark.model
 def test_alignment_heads_come_from_the_source_config(converted: Path, bundled: Path) -> None:
-    from pipeline.engine_openai import load_openai_checkpoint
+    from pipeline.asr.engines.openai_whisper import load_openai_checkpoint
 
     heads = json.loads((bundled / "config.json").read_text())["alignment_heads"]
     model = load_openai_checkpoint(converted)
@@ -150,7 +150,7 @@ def test_alignment_heads_come_from_the_source_config(converted: Path, bundled: P
 @pytest.mark.model
 def test_quantised_source_is_dequantised(bundled: Path) -> None:
     """An int8 weight with its per-row scale (CTranslate2's int8 layout) becomes the float it stands for."""
-    from pipeline.convert import Ct2Model
+    from pipeline.asr.convert import Ct2Model
 
     ct2 = read_ct2_model(bundled / "model.bin")
     weight = ct2.get("encoder/layer_1/ffn/linear_0/weight").astype(np.float32)

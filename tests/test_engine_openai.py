@@ -14,8 +14,10 @@ import pytest
 from conftest import service_env
 from rapidfuzz.distance import Levenshtein
 
-from pipeline.audio import decode
-from pipeline.engine_openai import (
+from pipeline.asr import load_transcriber
+from pipeline.asr.audio import decode
+from pipeline.asr.engines.faster_whisper import FasterWhisperTranscriber
+from pipeline.asr.engines.openai_whisper import (
     BUNDLED_CHECKPOINT,
     OpenAIWhisperTranscriber,
     checkpoint_for,
@@ -25,7 +27,6 @@ from pipeline.engine_openai import (
 from pipeline.errors import ModelError
 from pipeline.settings import Settings
 from pipeline.text.chinese import to_simplified
-from pipeline.transcribe import FasterWhisperTranscriber, load_transcriber
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "audio_samples"
@@ -154,7 +155,7 @@ def test_a_user_checkpoint_is_loaded_as_is(
 def test_conversion_happens_once_and_again_when_the_source_changes(
     settings: Settings, tmp_path: Path, openai_engine: OpenAIWhisperTranscriber
 ) -> None:
-    from pipeline.models import bundled_model_dir
+    from pipeline.asr.model_store import bundled_model_dir
 
     bundled = bundled_model_dir(settings.resolved_model_cache_dir)
     first = converted_checkpoint(bundled, settings.resolved_model_cache_dir)

@@ -17,13 +17,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.audio import SAMPLE_RATE, decode
+from pipeline.asr import load_transcriber
+from pipeline.asr.audio import SAMPLE_RATE, decode
+from pipeline.asr.cleanup import clean_segments, collapse_loops, has_loop, is_improbable_prompt_copy, is_prompt_echo
+from pipeline.asr.engines.faster_whisper import FasterWhisperTranscriber
+from pipeline.asr.prompts import domain_prompt, loop_prompt
+from pipeline.asr.tracks import split_tracks
+from pipeline.asr.vad import SpeechDetector
+from pipeline.asr.windows import MAX_SPAN_S, Track, pack_windows
 from pipeline.settings import Settings
-from pipeline.textclean import clean_segments, collapse_loops, has_loop, is_improbable_prompt_copy, is_prompt_echo
-from pipeline.transcribe import FasterWhisperTranscriber, domain_prompt, load_transcriber, loop_prompt, split_tracks
 from pipeline.transcript import Segment
-from pipeline.vad import SpeechDetector
-from pipeline.windows import MAX_SPAN_S, Track, pack_windows
 
 pytestmark = pytest.mark.model
 SAMPLES = Path(__file__).resolve().parents[1] / "audio_samples"
@@ -56,7 +59,7 @@ def raw(settings: Settings):  # type: ignore[no-untyped-def]
     """Raw faster-whisper on the bundled weights, as anyone would run it."""
     from faster_whisper import WhisperModel
 
-    from pipeline.models import resolve_model_path
+    from pipeline.asr.model_store import resolve_model_path
 
     path = resolve_model_path(None, settings.resolved_model_cache_dir)
     return WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=2, local_files_only=True)

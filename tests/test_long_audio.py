@@ -21,9 +21,10 @@ import pytest
 from conftest import service_env
 from rapidfuzz.distance import Levenshtein
 
-from pipeline.audio import DecodedAudio, StreamedAudio, decode
+from pipeline.asr import load_transcriber
+from pipeline.asr.audio import DecodedAudio, StreamedAudio, decode
+from pipeline.asr.engines.faster_whisper import FasterWhisperTranscriber
 from pipeline.settings import Settings
-from pipeline.transcribe import FasterWhisperTranscriber, load_transcriber
 
 pytestmark = pytest.mark.model
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.asr.model_store import BUNDLED_SIZE, bundled_model_dir, resolve_model_path
 from pipeline.errors import ModelError
-from pipeline.models import BUNDLED_SIZE, bundled_model_dir, resolve_model_path
 
-ASSEMBLE = "import sys; from pathlib import Path; from pipeline.models import bundled_model_dir; " \
+ASSEMBLE = "import sys; from pathlib import Path; from pipeline.asr.model_store import bundled_model_dir; " \
            "print(bundled_model_dir(Path(sys.argv[1])))"
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.audio import SAMPLE_RATE, decode
-from pipeline.numbers_heard import (
+from pipeline.asr import load_transcriber
+from pipeline.asr.audio import SAMPLE_RATE, decode
+from pipeline.asr.numbers_heard import (
     MAX_CANDIDATES,
     arabic,
     is_phone_number,
@@ -17,10 +18,10 @@ from pipeline.numbers_heard import (
     restore_numbers,
     spellings,
 )
+from pipeline.asr.tracks import split_tracks
+from pipeline.asr.windows import Window
 from pipeline.settings import Settings
-from pipeline.transcribe import load_transcriber, split_tracks
 from pipeline.transcript import Segment, Word
-from pipeline.windows import Window
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "audio_samples"

@@ -125,7 +125,7 @@ def test_truncated_wav_is_stored_for_the_worker_to_judge(settings: Settings, fac
 
 @pytest.fixture(scope="module")
 def transcriber(model_cache_dir: Path):
-    from pipeline.transcribe import load_transcriber
+    from pipeline.asr import load_transcriber
 
     return load_transcriber(Settings(asr={"model_cache_dir": model_cache_dir}))
 

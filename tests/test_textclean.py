@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.text.chinese import to_simplified
-from pipeline.textclean import (
+from pipeline.asr.cleanup import (
     clean_segments,
     collapse_loops,
     is_hallucination,
     is_improbable_prompt_copy,
     is_prompt_echo,
 )
+from pipeline.text.chinese import to_simplified
 from pipeline.transcript import Segment, Word
 
 

@@ -8,11 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.audio import DecodedAudio, decode
+from pipeline.asr import load_transcriber
+from pipeline.asr.audio import DecodedAudio, decode
+from pipeline.asr.cleanup import is_hallucination
+from pipeline.asr.decoding import says_a_number
+from pipeline.asr.engines.faster_whisper import decoders_and_threads
+from pipeline.asr.tracks import split_tracks
 from pipeline.settings import AsrSettings, Settings
 from pipeline.text.chinese import to_simplified
-from pipeline.textclean import is_hallucination
-from pipeline.transcribe import decoders_and_threads, load_transcriber, says_a_number, split_tracks
 
 pytestmark = pytest.mark.model
 ROOT = Path(__file__).resolve().parents[1]

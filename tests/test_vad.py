@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.audio import SAMPLE_RATE
-from pipeline.vad import JOIN_S, LEAD_S, RUN_S, SpeechDetector, sound_stretches
+from pipeline.asr.audio import SAMPLE_RATE
+from pipeline.asr.vad import JOIN_S, LEAD_S, RUN_S, SpeechDetector, sound_stretches
 
 
 def _track(seconds: float, hiss: float = 0.0, seed: int = 3) -> np.ndarray:
@@ -64,7 +64,7 @@ def test_the_last_sentence_of_a_call_without_pauses_is_heard() -> None:
     """A mono call with no long pause is one stretch of sound. Silero run over its 32 s in one go has
     drifted by the agent's closing sentence (28.4-32.0 s) and misses it; run afresh every RUN_S it
     does not."""
-    from pipeline.audio import decode
+    from pipeline.asr.audio import decode
     from pipeline.settings import AudioSettings
 
     samples = decode(SAMPLES / "en_02_school_mono_mp3.mp3", AudioSettings()).channels[0]
@@ -83,7 +83,7 @@ def test_the_last_sentence_of_a_call_without_pauses_is_heard() -> None:
 def test_runs_overlap_into_regions_no_longer_than_the_limit() -> None:
     """Three calls back to back (95 s of talk, no long pause): speech found in the overlap of two runs
     is one region, regions stay in order, apart, and within the limit, and the talk is covered."""
-    from pipeline.audio import decode
+    from pipeline.asr.audio import decode
     from pipeline.settings import AudioSettings
 
     names = ["en_02_school_mono_mp3.mp3", "zh_02_noise_mono_ulaw.wav", "en_03_water_mono_ulaw.wav"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.asr.vocabulary import Correction, DomainVocabulary, default_vocabulary
 from pipeline.transcript import Segment, Transcript
-from pipeline.vocabulary import Correction, DomainVocabulary, default_vocabulary
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.audio import SAMPLE_RATE
-from pipeline.windows import GAP_S, WINDOW_S, Region, Track, WindowPacker, pack_regions, pack_windows
+from pipeline.asr.audio import SAMPLE_RATE
+from pipeline.asr.windows import GAP_S, WINDOW_S, Region, Track, WindowPacker, pack_regions, pack_windows
 
 
 def _track(seconds: float) -> Track:

@@ -61,7 +61,7 @@ class WorkerContext:
         """The speech model, loaded on the first call (seconds, hundreds of MB) and kept for the process."""
         with self._lock:
             if self.transcriber is None:
-                from pipeline.transcribe import load_transcriber
+                from pipeline.asr import load_transcriber
 
                 logger.info("loading the speech model")
                 started = time.perf_counter()

@@ -14,7 +14,7 @@ digits that validates as nothing is returned only if nothing else was found, wit
 review flag; so is a valid number cut out of a longer digit string (a digit may have been misheard).
 The agent reading the number back is ignored.
 
-A number whose digits the transcriber restored (``pipeline.numbers_heard``: a doubled digit written
+A number whose digits the transcriber restored (``pipeline.asr.numbers_heard``: a doubled digit written
 once, put back by listening again) goes to review with the rule suffix ``:restored``.
 
 Limits: two numbers ("my cell … or my work …") give the first; other misheard digits are not repaired.

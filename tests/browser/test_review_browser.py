@@ -64,9 +64,9 @@ def _stop(process: subprocess.Popen) -> None:
 def stack(tmp_path: Path, redis_url: str, model_cache_dir: Path,
           ticket_server: TicketServer) -> Iterator[dict]:
     """A processed sample call, the API and a dispatch worker as subprocesses, an operator key."""
+    from pipeline.asr import load_transcriber
     from pipeline.service import ingest_file, process_call
     from pipeline.storage.db import make_engine, make_session_factory, upgrade
-    from pipeline.transcribe import load_transcriber
 
     settings = Settings(
         data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'db' / 'callintake.db'}",

@@ -135,7 +135,7 @@ def test_country_codes_are_not_extra_digits(sentence: str, number: str) -> None:
 
 
 def test_the_recognisers_prompt_example_number_is_never_trusted() -> None:
-    from pipeline.transcribe import domain_prompt
+    from pipeline.asr.prompts import domain_prompt
 
     # the number written in the Mandarin domain prompt is one the recogniser can copy on unclear audio
     assert "一三九一一零二二三四四" in (domain_prompt("zh") or "")
@@ -149,7 +149,7 @@ def test_the_recognisers_prompt_example_number_is_never_trusted() -> None:
 
 def test_the_prompt_examples_surname_goes_to_review() -> None:
     # the prompt's example answer is 我姓张; a 张 may be the caller's or the recogniser copying its prompt
-    assert "我姓张" in (__import__("pipeline.transcribe", fromlist=["x"]).domain_prompt("zh") or "")
+    assert "我姓张" in (__import__("pipeline.asr.prompts", fromlist=["x"]).domain_prompt("zh") or "")
     draft = ticket_of("我姓张，电话一三八一二三四五六七八")
     assert draft.caller_surname == "张"
     assert "caller_surname" in draft.needs_review

@@ -31,11 +31,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from pipeline.audio import SAMPLE_RATE
+from pipeline.asr.audio import SAMPLE_RATE
+from pipeline.asr.windows import Window
 from pipeline.text.numerals import DIGIT_VALUES
 from pipeline.text.phones import is_phone_number
 from pipeline.transcript import Segment, Word
-from pipeline.windows import Window
 
 _CHINESE = "零一二三四五六七八九"
 #: five or more digits, in either script, with at most one hyphen or space between two of them

@@ -18,7 +18,7 @@ Quantised models (``int8``/``int16`` weights with a ``weight_scale`` per output 
 float32; float16 weights stay float16, as in the official checkpoints. The alignment heads from
 ``config.json`` (needed for word timings) are written under the extra key ``alignment_heads`` in the
 encoding ``Whisper.set_alignment_heads`` takes; ``whisper.load_model`` ignores the key and still loads
-the file, ``pipeline.engine_openai.load_openai_checkpoint`` applies it.
+the file, ``pipeline.asr.engines.openai_whisper.load_openai_checkpoint`` applies it.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.audio import SAMPLE_RATE
+from pipeline.asr.audio import SAMPLE_RATE
 from pipeline.text.chinese import to_simplified
 from pipeline.transcript import Segment, Word
 

@@ -1,6 +1,6 @@
 """The openai-whisper engine (PyTorch, CPU, float32), on the same weights as the default engine.
 
-It follows the same path as ``pipeline.transcribe.FasterWhisperTranscriber`` (``transcribe_blocks``):
+It follows the same path as ``pipeline.asr.engines.faster_whisper.FasterWhisperTranscriber`` (``transcribe_blocks``):
 blocks, tracks, one language for the whole call restricted to the configured ones, Silero VAD (the
 ONNX model shipped inside faster-whisper, no download), speech packed into windows, each window encoded
 once (the encoding also scores the language), decoded once with word timings and split back into
@@ -30,13 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.audio import BLOCK_S, SAMPLE_RATE
-from pipeline.convert import convert_ct2_to_openai
-from pipeline.errors import ModelError, TranscriptionError
-from pipeline.models import BUNDLED_NAME, resolve_model_path
-from pipeline.settings import Settings
-from pipeline.textclean import has_loop
-from pipeline.transcribe import (
+from pipeline.asr.audio import BLOCK_S, SAMPLE_RATE
+from pipeline.asr.cleanup import has_loop
+from pipeline.asr.convert import convert_ct2_to_openai
+from pipeline.asr.decoding import (
     BEST_OF,
     COMPRESSION_RATIO_THRESHOLD,
     LOGPROB_THRESHOLD,
@@ -44,16 +41,18 @@ from pipeline.transcribe import (
     QUICK_LOGPROB_THRESHOLD,
     SCORE_BATCH,
     TEMPERATURES,
-    Audio,
-    domain_prompt,
-    loop_prompt,
+    keep_second_decode,
     says_a_number,
-    transcribe_blocks,
     whole_character_tokens,
 )
+from pipeline.asr.driver import Audio, transcribe_blocks
+from pipeline.asr.model_store import BUNDLED_NAME, resolve_model_path
+from pipeline.asr.prompts import domain_prompt, loop_prompt
+from pipeline.asr.vad import SpeechDetector
+from pipeline.asr.windows import MAX_SPAN_S, Window
+from pipeline.errors import ModelError, TranscriptionError
+from pipeline.settings import Settings
 from pipeline.transcript import Segment, Transcript
-from pipeline.vad import SpeechDetector
-from pipeline.windows import MAX_SPAN_S, Window
 
 if TYPE_CHECKING:
     from whisper.model import Whisper
@@ -292,7 +291,8 @@ class OpenAIWhisperTranscriber:
                 result = self._decode_once(encoded.features, language)
                 if result is not None and has_loop(result.text) and self._asr.domain_prompt:
                     again = self._decode_once(encoded.features, language, retry=True)
-                    kept = again is not None and not has_loop(again.text) and again.avg_logprob >= LOGPROB_THRESHOLD
+                    kept = keep_second_decode(avg_logprob=again.avg_logprob if again is not None else None,
+                                              looped=again is not None and has_loop(again.text))
                     log.info("a window looped with the domain prompt; decoded again without its example: %s",
                              "kept" if kept else "not kept")
                     result = again if kept else result

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.audio import SAMPLE_RATE
+from pipeline.asr.audio import SAMPLE_RATE
 
 #: Silero looks at frames of this many samples; the energy gate uses the same frames
 FRAME = 512

@@ -5,7 +5,7 @@ A small speech model writes what it hears with the characters it knows best: 丰
 custom vocabulary for this; here the transcript is corrected after decoding, against
 
 * the Beijing gazetteer (districts, street offices and towns), through its own sound-alike recovery, and
-* a list of hotline terms kept as data (``pipeline/prompts/zh_terms.txt``), matched by toneless pinyin.
+* a list of hotline terms kept as data (``pipeline/asr/data/zh_terms.txt``), matched by toneless pinyin.
 
 Only equal-length replacements are made, so every character offset (evidence spans, word timings) stays
 valid, and each one is recorded with what was heard. Rules for a term of ``n`` characters, compared
@@ -124,7 +124,7 @@ class DomainVocabulary:
         """The shipped hotline terms and the Beijing gazetteer."""
         from pipeline.extractors.gazetteer import Gazetteer
 
-        text = resources.files("pipeline.prompts").joinpath("zh_terms.txt").read_text("utf-8")
+        text = resources.files("pipeline.asr.data").joinpath("zh_terms.txt").read_text("utf-8")
         terms = [line.split("#", 1)[0].strip() for line in text.splitlines()]
         return cls([t for t in terms if t], Gazetteer.load())
 

@@ -1,0 +1,1 @@
+"""The speech engines, each a ``driver.WindowEngine`` over its own model runtime."""
