@@ -52,7 +52,7 @@ from api.errors import error_body
 from pipeline import keys
 from pipeline.keys import Principal
 from pipeline.storage.db import session_scope
-from pipeline.storage.review_models import Role
+from pipeline.storage.keys import Role
 
 __all__ = [
     "AuthError", "Operator", "Principal", "Role", "SESSION_COOKIE", "Supervisor", "Uploader",

@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.storage.dispatch_models import DispatchStatus
-from pipeline.storage.models import CallStatus
+from pipeline.storage.calls import CallStatus
+from pipeline.storage.dispatch import DispatchStatus
 from pipeline.ticket import TicketStatus
 
 

@@ -39,8 +39,10 @@ from sqlalchemy import insert  # noqa: E402
 
 from pipeline.extractors import extract_ticket, warm_up  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
+from pipeline.storage.base import new_id  # noqa: E402
+from pipeline.storage.calls import CallRow, CallStatus, TranscriptRow  # noqa: E402
 from pipeline.storage.db import make_engine, make_session_factory, session_scope, upgrade  # noqa: E402
-from pipeline.storage.models import CallRow, CallStatus, TicketRow, TranscriptRow, new_id  # noqa: E402
+from pipeline.storage.tickets import TicketRow  # noqa: E402
 from pipeline.ticket import TicketStatus  # noqa: E402
 
 OLD_VERSION = "taxonomy@2025.12.1+bench-old"

@@ -36,8 +36,8 @@ import redis  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from pipeline.settings import Settings  # noqa: E402
+from pipeline.storage.calls import CallRow, CallStatus  # noqa: E402
 from pipeline.storage.db import make_engine, make_session_factory, session_scope, upgrade  # noqa: E402
-from pipeline.storage.models import CallRow, CallStatus  # noqa: E402
 
 
 def model_cache() -> Path:

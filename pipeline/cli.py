@@ -317,7 +317,7 @@ def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_dispatch(settings: Settings, args: argparse.Namespace) -> int:
     from pipeline.dispatch.service import dispatch_ticket
     from pipeline.storage.db import is_sqlite, make_engine, make_session_factory, upgrade
-    from pipeline.storage.dispatch_models import DispatchStatus
+    from pipeline.storage.dispatch import DispatchStatus
 
     if bool(args.lost) == bool(args.ticket_id):
         print("callintake: give a TICKET_ID or --lost", file=sys.stderr)

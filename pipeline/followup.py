@@ -38,8 +38,11 @@ from sqlalchemy.orm import Session
 
 from pipeline.errors import Conflict
 from pipeline.storage import repo
-from pipeline.storage.dispatch_models import RATING_LABELS, FollowupRow, Rating
-from pipeline.storage.models import CallRow, TicketRow, TicketStatus, utcnow
+from pipeline.storage.base import utcnow
+from pipeline.storage.calls import CallRow
+from pipeline.storage.dispatch import RATING_LABELS, FollowupRow, Rating
+from pipeline.storage.tickets import TicketRow
+from pipeline.ticket import TicketStatus
 
 __all__ = [
     "DepartmentStats", "FOLLOWABLE", "RATING_LABELS", "Rating", "date_range", "department_stats", "get_followup",

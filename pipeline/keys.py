@@ -4,7 +4,7 @@ A key reads ``ck_<id>_<secret>``: ``id`` names the stored row (so a key is found
 ``secret`` is 256 random bits of which only the SHA-256 is stored. A secret that random needs no slow
 password hash: nobody can guess one, and a stolen database yields no key.
 
-Roles (``pipeline.storage.review_models.Role``): ``uploader`` (call-centre systems: upload, read their
+Roles (``pipeline.storage.keys.Role``): ``uploader`` (call-centre systems: upload, read their
 own calls), ``operator`` (review tickets), ``supervisor`` (everything, plus statistics and reprocessing).
 A supervisor passes every role check.
 
@@ -30,8 +30,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipeline.errors import Conflict, NotFound
-from pipeline.storage.models import utcnow
-from pipeline.storage.review_models import ApiKeyRow, Role
+from pipeline.storage.base import utcnow
+from pipeline.storage.keys import ApiKeyRow, Role
 
 __all__ = ["KEY_PREFIX", "Principal", "Role", "authenticate", "create_key", "find_principal", "list_keys",
            "revoke_key"]

@@ -44,8 +44,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.settings import Settings
+from pipeline.storage.base import utcnow
+from pipeline.storage.calls import CallRow, CallStatus
 from pipeline.storage.db import session_scope
-from pipeline.storage.models import CallRow, CallStatus, utcnow
 
 logger = logging.getLogger(__name__)
 

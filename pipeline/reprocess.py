@@ -1,6 +1,6 @@
 """Reprocess part of the archive with new rules (or a new engine), resumably, with a diff of what changed.
 
-A *run* is a stored record (``pipeline.storage.ops_models``) with its own id. Starting one selects the
+A *run* is a stored record (``pipeline.storage.reprocess``) with its own id. Starting one selects the
 calls (received between ``since`` and ``until``, matching ``where`` filters on the call or its current
 ticket) and records one *item* per call, ``pending``. Batches of pending items are then processed, in
 the starting process (``run_inline``) or on the ``archive`` queue by workers (``process_batch`` is what
@@ -54,15 +54,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from pipeline.errors import Conflict, NotFound, PipelineError, StorageUnavailable
 from pipeline.logs import log_context
 from pipeline.settings import Settings
+from pipeline.storage.base import new_id, utcnow
+from pipeline.storage.calls import CallRow, CallStatus, TranscriptRow
 from pipeline.storage.db import session_scope
-from pipeline.storage.models import CallRow, CallStatus, TicketRow, TranscriptRow, new_id, utcnow
-from pipeline.storage.ops_models import (
+from pipeline.storage.reprocess import (
     ItemStatus,
     ReprocessChangeRow,
     ReprocessItemRow,
     ReprocessRunRow,
     RunStatus,
 )
+from pipeline.storage.tickets import TicketRow
 from pipeline.ticket import FIELDS, TicketDraft, TicketStatus
 from pipeline.transcript import Segment, Transcript
 

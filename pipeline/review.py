@@ -48,9 +48,10 @@ from sqlalchemy.orm import Session
 from pipeline.errors import AudioError, Conflict, PipelineError, StorageError
 from pipeline.settings import Settings
 from pipeline.storage import audio_store, repo
-from pipeline.storage.models import CallRow, TicketRow, TicketStatus, utcnow
-from pipeline.storage.review_models import AuditAction, TicketAuditRow
-from pipeline.ticket import REQUEST_TYPES, URGENCIES, VULNERABLE
+from pipeline.storage.base import utcnow
+from pipeline.storage.calls import CallRow
+from pipeline.storage.tickets import AuditAction, TicketAuditRow, TicketRow
+from pipeline.ticket import REQUEST_TYPES, URGENCIES, VULNERABLE, TicketStatus
 
 logger = logging.getLogger(__name__)
 

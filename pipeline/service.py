@@ -43,9 +43,9 @@ from pipeline.errors import (
 )
 from pipeline.settings import Settings
 from pipeline.storage import audio_store, repo
+from pipeline.storage.calls import CallRow, CallStatus
 from pipeline.storage.db import make_engine, make_session_factory, session_scope, upgrade
-from pipeline.storage.models import CallRow, CallStatus, TicketStatus
-from pipeline.ticket import TicketDraft
+from pipeline.ticket import TicketDraft, TicketStatus
 from pipeline.transcript import Transcript
 
 logger = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from pipeline.errors import AudioTooLarge, EmptyAudio, NotFound, UnsupportedAudi
 from pipeline.service import CallMetadata, ingest_file, ingest_upload
 from pipeline.settings import Settings
 from pipeline.storage import repo
+from pipeline.storage.calls import CallStatus
 from pipeline.storage.db import make_engine, make_session_factory, session_scope
-from pipeline.storage.models import CallStatus
 
 
 @pytest.fixture

@@ -130,7 +130,7 @@ def requeue_lost(connection: Any, context: DispatchContext, *, grace_s: float = 
     """
     from datetime import timedelta
 
-    from pipeline.storage.models import utcnow
+    from pipeline.storage.base import utcnow
 
     return RqDispatchQueue(connection, context).requeue_lost(changed_before=utcnow() - timedelta(seconds=grace_s))
 

@@ -187,8 +187,8 @@ class _LazyTranscriber:
 def _put_back(context: WorkerContext, call_id: str) -> None:
     """The worker is stopping in the middle of this call: it is queued again, not processing."""
     from pipeline.storage import repo
+    from pipeline.storage.calls import CallStatus
     from pipeline.storage.db import session_scope
-    from pipeline.storage.models import CallStatus
 
     duration: float | None = None
     try:

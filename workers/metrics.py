@@ -217,8 +217,8 @@ class CallintakeCollector:
         from sqlalchemy import func, select
 
         from pipeline.errors import PipelineError
+        from pipeline.storage.calls import CallRow, CallStatus
         from pipeline.storage.db import session_scope
-        from pipeline.storage.models import CallRow, CallStatus
 
         up = GaugeMetricFamily(f"{PREFIX}_database_up", "1 when the database answered this scrape")
         try:

@@ -14,8 +14,8 @@ from api.schemas import CallAccepted, CallList, CallRead, CallSummary, ErrorRead
 from pipeline.errors import NotFound, PipelineError
 from pipeline.service import CallMetadata, IngestResult, ingest_upload, process_call
 from pipeline.storage import audio_store, repo
+from pipeline.storage.calls import CallStatus
 from pipeline.storage.db import session_scope
-from pipeline.storage.models import CallStatus
 
 logger = logging.getLogger(__name__)
 

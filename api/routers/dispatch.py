@@ -14,7 +14,7 @@ from api.schemas import ErrorRead
 from pipeline.dispatch.service import list_dispatches, prepare_retry
 from pipeline.errors import PipelineError
 from pipeline.storage.db import session_scope
-from pipeline.storage.dispatch_models import DispatchStatus
+from pipeline.storage.dispatch import DispatchStatus
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from api.auth import Operator, Supervisor
 from api.schemas import ErrorRead
 from pipeline import followup
 from pipeline.storage.db import session_scope
-from pipeline.storage.dispatch_models import RATING_LABELS, FollowupRow, Rating
+from pipeline.storage.dispatch import RATING_LABELS, FollowupRow, Rating
 
 router = APIRouter(tags=["follow-up"])
 

@@ -28,7 +28,7 @@ from pipeline import keys, review
 from pipeline.keys import Principal
 from pipeline.storage import repo
 from pipeline.storage.db import session_scope
-from pipeline.storage.review_models import Role
+from pipeline.storage.keys import Role
 from pipeline.ticket import REQUEST_TYPES, URGENCIES, VULNERABLE, TicketStatus
 
 logger = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ from pipeline.errors import PipelineError
 from pipeline.keys import Principal
 from pipeline.storage import repo
 from pipeline.storage.db import session_scope
-from pipeline.storage.models import TicketRow
+from pipeline.storage.tickets import TicketRow
 from pipeline.ticket import TicketStatus
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def ticket_detail(session: Any, ticket: TicketRow) -> TicketRead:
     out.audio_url = f"/tickets/{ticket.id}/audio"
     transcript = None
     if ticket.transcript_id:
-        from pipeline.storage.models import TranscriptRow
+        from pipeline.storage.calls import TranscriptRow
 
         transcript = session.get(TranscriptRow, ticket.transcript_id)
     transcript = transcript or repo.find_current_transcript(session, call_id=ticket.call_id)

@@ -51,10 +51,12 @@ from pipeline.dispatch.base import (
 from pipeline.errors import Conflict
 from pipeline.settings import Settings
 from pipeline.storage import audio_store, repo
+from pipeline.storage.base import utcnow
+from pipeline.storage.calls import TranscriptRow
 from pipeline.storage.db import session_scope
-from pipeline.storage.dispatch_models import DispatchRow, DispatchStatus
-from pipeline.storage.models import TicketRow, TicketStatus, TranscriptRow, utcnow
-from pipeline.ticket import FIELDS
+from pipeline.storage.dispatch import DispatchRow, DispatchStatus
+from pipeline.storage.tickets import TicketRow
+from pipeline.ticket import FIELDS, TicketStatus
 
 logger = logging.getLogger(__name__)
 

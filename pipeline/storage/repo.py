@@ -21,8 +21,10 @@ from sqlalchemy import Select, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from pipeline.errors import Conflict, NotFound
-from pipeline.storage.models import CallRow, CallStatus, TicketRow, TicketStatus, TranscriptRow, utcnow
-from pipeline.ticket import Evidence, TicketDraft
+from pipeline.storage.base import utcnow
+from pipeline.storage.calls import CallRow, CallStatus, TranscriptRow
+from pipeline.storage.tickets import TicketRow
+from pipeline.ticket import Evidence, TicketDraft, TicketStatus
 from pipeline.transcript import Segment, Transcript
 
 MAX_PAGE = 200

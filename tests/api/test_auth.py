@@ -15,7 +15,7 @@ from api.auth import SESSION_COOKIE, LoginSession, read_session, sign_session
 from pipeline import keys
 from pipeline.settings import Settings
 from pipeline.storage.db import make_engine, make_session_factory, session_scope
-from pipeline.storage.review_models import ApiKeyRow
+from pipeline.storage.keys import ApiKeyRow
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from api.routers.review import highlight
 from pipeline.dispatch.service import dispatch_ticket, latest_dispatch
 from pipeline.settings import DispatchSettings, Settings
 from pipeline.storage.db import make_engine, make_session_factory, session_scope
-from pipeline.storage.dispatch_models import DispatchStatus
+from pipeline.storage.dispatch import DispatchStatus
 
 
 @pytest.fixture

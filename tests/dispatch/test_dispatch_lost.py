@@ -20,9 +20,9 @@ from support.tickets import make_ticket
 from pipeline.dispatch.service import dispatch_ticket, list_dispatches
 from pipeline.settings import DispatchSettings, Settings
 from pipeline.storage import repo
+from pipeline.storage.base import utcnow
 from pipeline.storage.db import make_engine, make_session_factory, session_scope
-from pipeline.storage.dispatch_models import DispatchStatus
-from pipeline.storage.models import utcnow
+from pipeline.storage.dispatch import DispatchStatus
 from workers import dispatch_jobs, queues
 
 pytestmark = pytest.mark.redis

@@ -22,9 +22,8 @@ from pipeline.errors import Conflict
 from pipeline.settings import DispatchSettings, Settings
 from pipeline.storage import repo
 from pipeline.storage.db import make_engine, make_session_factory, session_scope
-from pipeline.storage.dispatch_models import DispatchStatus
-from pipeline.storage.models import TicketStatus
-from pipeline.ticket import FIELDS
+from pipeline.storage.dispatch import DispatchStatus
+from pipeline.ticket import FIELDS, TicketStatus
 from workers import dispatch_jobs, queues
 
 SECRET = "whsec-3c1f0e"

@@ -21,8 +21,8 @@ from pipeline.dispatch.webhook import verify_signature
 from pipeline.settings import Settings
 from pipeline.storage import repo
 from pipeline.storage.db import make_engine, make_session_factory, session_scope
-from pipeline.storage.dispatch_models import DispatchStatus
-from pipeline.storage.models import TicketStatus
+from pipeline.storage.dispatch import DispatchStatus
+from pipeline.ticket import TicketStatus
 from workers import queues
 
 pytestmark = pytest.mark.redis  # a dispatch-only worker does not load the speech model

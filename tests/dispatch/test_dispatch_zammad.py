@@ -15,8 +15,8 @@ from pipeline.dispatch.service import dispatch_ticket, list_dispatches
 from pipeline.settings import DispatchSettings, Settings
 from pipeline.storage import repo
 from pipeline.storage.db import make_engine, make_session_factory, session_scope
-from pipeline.storage.dispatch_models import DispatchStatus
-from pipeline.storage.models import TicketStatus
+from pipeline.storage.dispatch import DispatchStatus
+from pipeline.ticket import TicketStatus
 from workers import dispatch_jobs, queues
 
 CREATE = "/api/v1/tickets"

@@ -17,8 +17,8 @@ from pipeline import followup
 from pipeline.errors import Conflict
 from pipeline.settings import Settings
 from pipeline.storage.db import make_engine, make_session_factory, session_scope
-from pipeline.storage.dispatch_models import Rating
-from pipeline.storage.models import TicketStatus
+from pipeline.storage.dispatch import Rating
+from pipeline.ticket import TicketStatus
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 #: ten days ago at 09:00 in Beijing: every test time below lies between it and now

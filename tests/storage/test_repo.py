@@ -13,6 +13,8 @@ from sqlalchemy import exc as sa_exc
 from pipeline.errors import Conflict, NotFound, StorageUnavailable
 from pipeline.settings import Settings
 from pipeline.storage import repo
+from pipeline.storage.base import Base
+from pipeline.storage.calls import CallStatus
 from pipeline.storage.db import (
     check_database,
     current_heads,
@@ -22,8 +24,7 @@ from pipeline.storage.db import (
     session_scope,
     upgrade,
 )
-from pipeline.storage.models import Base, CallStatus, TicketStatus
-from pipeline.ticket import Evidence, TicketDraft
+from pipeline.ticket import Evidence, TicketDraft, TicketStatus
 from pipeline.transcript import Segment, Transcript, Word
 
 SHANGHAI = timezone(timedelta(hours=8))

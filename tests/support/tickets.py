@@ -13,8 +13,7 @@ from pipeline.service import CallMetadata, ingest_file
 from pipeline.settings import Settings
 from pipeline.storage import repo
 from pipeline.storage.db import session_scope
-from pipeline.storage.models import TicketStatus
-from pipeline.ticket import Evidence, TicketDraft
+from pipeline.ticket import Evidence, TicketDraft, TicketStatus
 from pipeline.transcript import Segment, Transcript
 
 TRANSCRIPT = (

@@ -19,8 +19,8 @@ from sqlalchemy import text
 
 from pipeline.settings import Settings
 from pipeline.storage import repo
+from pipeline.storage.calls import CallStatus
 from pipeline.storage.db import is_sqlite, make_engine, make_session_factory, session_scope
-from pipeline.storage.models import CallStatus
 from pipeline.transcript import Segment, Transcript
 
 #: short caller turns whose tickets differ in category, urgency, place and number

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
 from pipeline.settings import Settings
-from pipeline.storage.models import CallStatus
+from pipeline.storage.calls import CallStatus
 from workers import metrics, queues
 
 pytestmark = pytest.mark.redis

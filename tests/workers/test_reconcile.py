@@ -31,9 +31,12 @@ from pipeline.dispatch.service import list_dispatches
 from pipeline.reconcile import JobState, iter_in_flight, reconcile
 from pipeline.settings import Settings
 from pipeline.storage import repo
+from pipeline.storage.base import utcnow
+from pipeline.storage.calls import CallStatus
 from pipeline.storage.db import session_scope
-from pipeline.storage.dispatch_models import DispatchStatus
-from pipeline.storage.models import CallStatus, TicketRow, TicketStatus, utcnow
+from pipeline.storage.dispatch import DispatchStatus
+from pipeline.storage.tickets import TicketRow
+from pipeline.ticket import TicketStatus
 from workers import metrics, queues
 from workers.jobs import process_call_job
 from workers.registry import RECONCILE_LOCK, CallLease, RqJobQueue, lease_key, reconcile_once

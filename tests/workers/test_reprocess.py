@@ -33,9 +33,10 @@ from pipeline.extractors import extract_ticket, load_rules, rules_version
 from pipeline.extractors.rules import RULES_DIR
 from pipeline.settings import Settings
 from pipeline.storage import repo
+from pipeline.storage.calls import CallStatus
 from pipeline.storage.db import session_scope
-from pipeline.storage.models import CallStatus, TicketRow
-from pipeline.storage.ops_models import ItemStatus, ReprocessChangeRow, ReprocessItemRow, RunStatus
+from pipeline.storage.reprocess import ItemStatus, ReprocessChangeRow, ReprocessItemRow, RunStatus
+from pipeline.storage.tickets import TicketRow
 from pipeline.ticket import TicketStatus
 
 pytestmark = pytest.mark.redis

@@ -34,8 +34,9 @@ from tcp_proxy import TcpProxy
 from pipeline.service import ingest_file
 from pipeline.settings import Settings
 from pipeline.storage import repo
+from pipeline.storage.calls import CallRow, CallStatus, TranscriptRow
 from pipeline.storage.db import make_engine, make_session_factory, session_scope, upgrade
-from pipeline.storage.models import CallRow, CallStatus, TicketRow, TranscriptRow
+from pipeline.storage.tickets import TicketRow
 from workers import queues
 
 SAMPLE_43S = ROOT / "audio_samples" / "zh_07_gasleak_mono_ulaw.wav"

@@ -17,8 +17,8 @@ from support.processes import run_measured
 from pipeline.service import ingest_file
 from pipeline.settings import Settings
 from pipeline.storage import repo
+from pipeline.storage.calls import CallStatus
 from pipeline.storage.db import make_engine, make_session_factory, session_scope
-from pipeline.storage.models import CallStatus
 from workers import jobs, queues
 from workers.worker import run_worker
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from pipeline.storage.models import Base
+from pipeline.storage.base import Base
 
 target_metadata = Base.metadata
 config = context.config

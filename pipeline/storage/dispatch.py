@@ -19,7 +19,7 @@ from enum import StrEnum
 from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pipeline.storage.models import Base, _status_enum, new_id, utcnow
+from pipeline.storage.base import Base, new_id, status_enum, utcnow
 
 __all__ = ["DispatchRow", "DispatchStatus", "FollowupRow", "Rating", "RATING_LABELS"]
 
@@ -62,7 +62,7 @@ class DispatchRow(Base):
     version: Mapped[int] = mapped_column(Integer)
     connector: Mapped[str] = mapped_column(String(20))
     status: Mapped[DispatchStatus] = mapped_column(
-        _status_enum(DispatchStatus, "dispatch_status"), default=DispatchStatus.PENDING, index=True
+        status_enum(DispatchStatus, "dispatch_status"), default=DispatchStatus.PENDING, index=True
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     idempotency_key: Mapped[str] = mapped_column(String(120))
@@ -97,7 +97,7 @@ class FollowupRow(Base):
     first_outcome_at: Mapped[datetime | None] = mapped_column(index=True)
     """When the department first reported; compared with the ticket's ``due_at`` for the response rate."""
     outcome_by: Mapped[str | None] = mapped_column(String(100))
-    rating: Mapped[Rating | None] = mapped_column(_status_enum(Rating, "followup_rating"))
+    rating: Mapped[Rating | None] = mapped_column(status_enum(Rating, "followup_rating"))
     rating_note: Mapped[str | None] = mapped_column(Text)
     rated_at: Mapped[datetime | None] = mapped_column()
     rated_by: Mapped[str | None] = mapped_column(String(100))

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pipeline.storage.models import Base, _status_enum, new_id, utcnow
+from pipeline.storage.base import Base, new_id, status_enum, utcnow
 
 __all__ = ["ItemStatus", "ReprocessChangeRow", "ReprocessItemRow", "ReprocessRunRow", "RunStatus"]
 
@@ -43,7 +43,7 @@ class ReprocessRunRow(Base):
     __tablename__ = "reprocess_runs"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    status: Mapped[RunStatus] = mapped_column(_status_enum(RunStatus, "reprocess_run_status"),
+    status: Mapped[RunStatus] = mapped_column(status_enum(RunStatus, "reprocess_run_status"),
                                               default=RunStatus.RUNNING, index=True)
     stage: Mapped[str] = mapped_column(String(20))
     """``extract`` (stored transcripts, rules only) or ``transcribe`` (the audio again, then the rules)."""
@@ -82,7 +82,7 @@ class ReprocessItemRow(Base):
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     """Order within the run (oldest call first); batches are consecutive runs of it."""
-    status: Mapped[ItemStatus] = mapped_column(_status_enum(ItemStatus, "reprocess_item_status"),
+    status: Mapped[ItemStatus] = mapped_column(status_enum(ItemStatus, "reprocess_item_status"),
                                                default=ItemStatus.PENDING)
     outcome: Mapped[str | None] = mapped_column(Text)
     """What happened: the fields changed, why it was skipped, or the failure."""
