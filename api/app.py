@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_body, install_error_handlers
 from pipeline.errors import PipelineError
-from pipeline.service import max_upload_bytes
+from pipeline.intake import max_upload_bytes
 from pipeline.settings import Settings
 from pipeline.storage.db import is_sqlite, make_engine, make_session_factory, upgrade
 

@@ -54,7 +54,8 @@ def settings_for(tmp: Path, threads: int) -> Settings:
 def in_process(files: Sequence[Path], threads: int) -> tuple[float, float, dict[str, float]]:
     """(audio seconds, wall seconds, seconds by stage) for the pipeline called directly."""
     from pipeline.asr import load_transcriber
-    from pipeline.service import ingest_file, process_call
+    from pipeline.intake import ingest_file
+    from pipeline.process import process_call
 
     with tempfile.TemporaryDirectory(prefix="callintake-bench-") as tmp:
         settings = settings_for(Path(tmp), threads)

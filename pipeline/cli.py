@@ -54,7 +54,7 @@ def _readable(result: dict) -> str:
 
 
 def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
-    from pipeline.service import process_files
+    from pipeline.process import process_files
 
     failed = 0
     for result in process_files(settings, [Path(p) for p in args.files]):

@@ -11,6 +11,10 @@
     ├── ExtractionError        the rules failed on a transcript
     ├── StorageError           the database or the audio store failed
     │   └── StorageUnavailable the database cannot be reached right now (retry later)
+    ├── InvalidEdit            a reviewed value the ticket contract does not allow (also a ValueError)
+    ├── DispatchError          a hand-off to the ticket system that did not happen
+    │   ├── TransientDispatchError   timeout, connection refused or reset, 5xx, 429: try again later
+    │   └── PermanentDispatchError   the receiver refused it, or nothing is configured
     ├── NotFound               no such call / ticket / key
     └── Conflict               the request contradicts stored state
 
@@ -82,3 +86,38 @@ class NotFound(PipelineError):
 
 class Conflict(PipelineError):
     code = "conflict"
+
+
+class InvalidEdit(PipelineError, ValueError):
+    """An edited value that the ticket contract does not allow (the API answers 422); the message starts
+    with the field's name."""
+
+    code = "invalid_edit"
+
+
+class DispatchError(PipelineError):
+    """A hand-off onward that did not happen; ``status_code`` when an HTTP answer came back."""
+
+    code = "dispatch_error"
+
+    def __init__(self, message: str, *, status_code: int | None = None, stage: str | None = "dispatch") -> None:
+        super().__init__(message, stage=stage)
+        self.status_code = status_code
+
+
+class TransientDispatchError(DispatchError):
+    """Worth trying again later (``retry_after`` when the receiver said how long to wait)."""
+
+    code = "dispatch_unavailable"
+
+    def __init__(
+        self, message: str, *, status_code: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status_code=status_code)
+        self.retry_after = retry_after
+
+
+class PermanentDispatchError(DispatchError):
+    """The same request will be refused again; a person has to change something first."""
+
+    code = "dispatch_refused"

@@ -5,8 +5,8 @@ every record logged inside it, by any module, carries ``call_id`` (a ``contextva
 and tasks keep their own). ``configure_logging`` installs one stderr handler with the filter that copies
 the context onto records and the chosen format:
 
-* ``text``: ``2026-11-25 17:13:09,512 INFO pipeline.service [call 3f2a9c0d5e6b7a81] ticket drafted ...``
-* ``json``: ``{"ts": "2026-11-25T17:13:09.512Z", "level": "INFO", "logger": "pipeline.service",
+* ``text``: ``2026-11-25 17:13:09,512 INFO pipeline.process [call 3f2a9c0d5e6b7a81] ticket drafted ...``
+* ``json``: ``{"ts": "2026-11-25T17:13:09.512Z", "level": "INFO", "logger": "pipeline.process",
   "message": "...", "call_id": "3f2a9c0d5e6b7a81", "job_id": "intake-…", "worker": "callintake-h1-42"}``
 
 Example::

@@ -45,7 +45,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pipeline.errors import AudioError, Conflict, PipelineError, StorageError
+from pipeline.errors import AudioError, Conflict, InvalidEdit, StorageError
 from pipeline.settings import Settings
 from pipeline.storage import audio_store, repo
 from pipeline.storage.base import utcnow
@@ -71,12 +71,6 @@ MAX_CHARS = {"street": 60, "community": 60, "address": 255, "department": 100, "
 #: fields that may be cleared (set to null)
 NULLABLE = frozenset({"district", "street", "community", "address", "callback_number", "caller_surname"})
 REASON_MAX = 1000
-
-
-class InvalidEdit(PipelineError, ValueError):
-    """An edited value that the ticket contract does not allow (the API answers 422)."""
-
-    code = "invalid_edit"
 
 
 @dataclass(frozen=True)
@@ -219,18 +213,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _department_for(rules: Any, *, category: str, urgency: str, district: str | None, current: str) -> str:
-    """Where a ticket goes after its category, urgency or district changed (the extractor's routing,
-    without the transcript: an emergency of ``public_safety.emergency`` keeps its 110/119/120)."""
-    if category == "public_safety.emergency":
-        numbers = {rules.crime_number, rules.medical_number, rules.rescue_number}
-        return current if current in numbers else rules.emergency_routes.get(category, rules.crime_number)
-    if category in rules.emergency_routes and (urgency == "emergency" or category == "public_safety.fire"):
-        return str(rules.emergency_routes[category])
-    template = rules.categories[category].department
-    return str(template.replace("{district}", district or rules.city_prefix))
-
-
 def _require_status(ticket: TicketRow, action: str) -> None:
     if ticket.status is not TicketStatus.NEEDS_REVIEW:
         raise Conflict(f"ticket {ticket.id} is {ticket.status.value}; only a ticket that needs review can be "
@@ -265,11 +247,15 @@ def edit_ticket(
             derived["due_at"] = call.received_at + rules.limits[changes["urgency"]]
     routed = {"category", "urgency", "district"} & set(changes)
     if routed and "department" not in changes:
-        department = _department_for(
+        # an emergency of public_safety.emergency keeps the 110 / 120 / 119 its call's words chose
+        from pipeline.extractors.department import route
+
+        numbers = {rules.crime_number, rules.medical_number, rules.rescue_number}
+        derived["department"] = route(
             rules, category=changes.get("category", ticket.category), urgency=changes.get("urgency", ticket.urgency),
-            district=changes.get("district", ticket.district), current=ticket.department,
+            district=changes.get("district", ticket.district),
+            emergency_number=ticket.department if ticket.department in numbers else None,
         )
-        derived["department"] = department
 
     applied: list[tuple[str, Any, Any]] = []
     for name, new in {**derived, **changes}.items():

@@ -10,7 +10,7 @@ import pytest
 from conftest import make_tone_wav, make_truncated_wav
 
 from pipeline.errors import AudioTooLarge, EmptyAudio, NotFound, UnsupportedAudio
-from pipeline.service import CallMetadata, ingest_file, ingest_upload
+from pipeline.intake import CallMetadata, ingest_file, ingest_upload
 from pipeline.settings import Settings
 from pipeline.storage import repo
 from pipeline.storage.calls import CallStatus
@@ -133,7 +133,7 @@ def transcriber(model_cache_dir: Path):
 @pytest.mark.model
 def test_process_call_drafts_a_ticket_once(settings: Settings, factory, transcriber, sample_calls) -> None:
     from pipeline.extractors import RULES_VERSION
-    from pipeline.service import process_call
+    from pipeline.process import process_call
 
     sample = next(p for p in sample_calls if p.name.startswith("en_"))
     call_id = ingest_file(settings, session_factory=factory, path=sample).call_id
@@ -159,7 +159,7 @@ def test_process_call_drafts_a_ticket_once(settings: Settings, factory, transcri
 def test_truncated_audio_fails_at_decode_with_a_reason(settings: Settings, factory, transcriber,
                                                       tmp_path: Path) -> None:
     from pipeline.errors import AudioError
-    from pipeline.service import process_call
+    from pipeline.process import process_call
 
     call_id = ingest_file(settings, session_factory=factory, path=make_truncated_wav(tmp_path / "t.wav")).call_id
     with pytest.raises(AudioError):
@@ -178,7 +178,7 @@ def test_truncated_audio_fails_at_decode_with_a_reason(settings: Settings, facto
 def test_process_files_prints_the_contract_and_goes_on_after_a_bad_file(
     tmp_path: Path, model_cache_dir: Path, sample_calls
 ) -> None:
-    from pipeline.service import process_files
+    from pipeline.process import process_files
     from pipeline.ticket import FIELDS
 
     settings = Settings(data_dir=tmp_path / "data", asr={"model_cache_dir": model_cache_dir})

@@ -140,7 +140,7 @@ def _job_id() -> str | None:
 
 def process_call_job(call_id: str) -> dict[str, Any]:
     """Transcribe a stored call and draft its ticket; returns ``{"call_id", "status", ...}``."""
-    from pipeline.service import process_call
+    from pipeline.process import process_call
     from workers.registry import CallLease
 
     context = current_context()

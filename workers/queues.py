@@ -13,7 +13,7 @@ Queues, highest priority first (a worker listening to several always takes from 
 Failure handling:
 
 * a failure that retrying cannot fix (bad audio, rules that cannot read the transcript, no such call) is
-  recorded on the call by ``pipeline.service`` and the job ends normally: no retry (``PERMANENT_ERRORS``);
+  recorded on the call by ``pipeline.process`` and the job ends normally: no retry (``PERMANENT_ERRORS``);
 * anything else (database or Redis away, the engine failing, a bug) raises, and RQ retries the job up to
   3 times with backoff (10 s, 30 s, 90 s) through the worker's scheduler; a failure the service could
   record leaves the call ``failed`` with stage and reason meanwhile;

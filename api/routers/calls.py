@@ -12,7 +12,8 @@ from api.app import ApiState, State
 from api.auth import Principal, Role, Uploader, require_role
 from api.schemas import CallAccepted, CallList, CallRead, CallSummary, ErrorRead, TranscriptRead
 from pipeline.errors import NotFound, PipelineError
-from pipeline.service import CallMetadata, IngestResult, ingest_upload, process_call
+from pipeline.intake import CallMetadata, IngestResult, ingest_upload
+from pipeline.process import process_call
 from pipeline.storage import audio_store, repo
 from pipeline.storage.calls import CallStatus
 from pipeline.storage.db import session_scope

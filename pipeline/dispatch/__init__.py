@@ -6,16 +6,8 @@ rules; ``service.dispatch_ticket`` is one recorded attempt. Queueing and retry t
 ``workers.dispatch_jobs``.
 """
 
-from pipeline.dispatch.base import (
-    AudioRef,
-    Connector,
-    DispatchError,
-    DispatchPayload,
-    PermanentDispatchError,
-    SendResult,
-    TransientDispatchError,
-    make_reference,
-)
+from pipeline.dispatch.base import AudioRef, Connector, DispatchPayload, SendResult, make_reference
+from pipeline.errors import DispatchError, PermanentDispatchError, TransientDispatchError
 
 __all__ = [
     "AudioRef", "Connector", "DispatchError", "DispatchPayload", "PermanentDispatchError", "SendResult",

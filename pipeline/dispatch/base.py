@@ -1,4 +1,5 @@
-"""What every connector shares: the payload it sends, what it answers, and the two ways it can fail.
+"""What every connector shares: the payload it sends, what it answers, and the two ways it can fail
+(the errors live in ``pipeline.errors`` with the rest of the tree):
 
     PipelineError
     └── DispatchError                 a hand-off that did not happen
@@ -17,34 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
-
-from pipeline.errors import PipelineError
-
-
-class DispatchError(PipelineError):
-    code = "dispatch_error"
-
-    def __init__(self, message: str, *, status_code: int | None = None, stage: str | None = "dispatch") -> None:
-        super().__init__(message, stage=stage)
-        self.status_code = status_code
-
-
-class TransientDispatchError(DispatchError):
-    """Worth trying again later."""
-
-    code = "dispatch_unavailable"
-
-    def __init__(
-        self, message: str, *, status_code: int | None = None, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message, status_code=status_code)
-        self.retry_after = retry_after
-
-
-class PermanentDispatchError(DispatchError):
-    """The same request will be refused again; a person has to change something first."""
-
-    code = "dispatch_refused"
 
 
 @dataclass(frozen=True)

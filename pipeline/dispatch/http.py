@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from pipeline.dispatch.base import PermanentDispatchError, TransientDispatchError
+from pipeline.errors import PermanentDispatchError, TransientDispatchError
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ import importlib
 from collections.abc import Callable
 from typing import TypeVar
 
-from pipeline.dispatch.base import Connector, PermanentDispatchError
+from pipeline.dispatch.base import Connector
+from pipeline.errors import PermanentDispatchError
 from pipeline.settings import DispatchSettings, Settings
 
 Factory = Callable[[DispatchSettings], Connector]

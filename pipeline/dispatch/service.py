@@ -38,17 +38,8 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipeline.dispatch.base import (
-    AudioRef,
-    Connector,
-    DispatchError,
-    DispatchPayload,
-    PermanentDispatchError,
-    SendResult,
-    TransientDispatchError,
-    make_reference,
-)
-from pipeline.errors import Conflict
+from pipeline.dispatch.base import AudioRef, Connector, DispatchPayload, SendResult, make_reference
+from pipeline.errors import Conflict, DispatchError, PermanentDispatchError, TransientDispatchError
 from pipeline.settings import Settings
 from pipeline.storage import audio_store, repo
 from pipeline.storage.base import utcnow

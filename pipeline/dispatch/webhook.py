@@ -32,8 +32,9 @@ import uuid
 from collections.abc import Mapping
 
 from pipeline.dispatch import http
-from pipeline.dispatch.base import DispatchPayload, PermanentDispatchError, SendResult
+from pipeline.dispatch.base import DispatchPayload, SendResult
 from pipeline.dispatch.registry import register
+from pipeline.errors import PermanentDispatchError
 from pipeline.settings import DispatchSettings
 
 SIGNATURE_HEADER = "X-Callintake-Signature"

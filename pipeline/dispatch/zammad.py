@@ -27,13 +27,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from pipeline.dispatch import http
-from pipeline.dispatch.base import (
-    DispatchPayload,
-    PermanentDispatchError,
-    SendResult,
-    TransientDispatchError,
-)
+from pipeline.dispatch.base import DispatchPayload, SendResult
 from pipeline.dispatch.registry import register
+from pipeline.errors import PermanentDispatchError, TransientDispatchError
 from pipeline.settings import DispatchSettings
 
 logger = logging.getLogger(__name__)

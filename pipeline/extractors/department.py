@@ -20,6 +20,24 @@ from collections.abc import Mapping
 
 from pipeline.extractors.context import Call
 from pipeline.extractors.registry import Extraction, extractor
+from pipeline.extractors.rules import Rules
+
+
+def route(rules: Rules, *, category: str, urgency: str, district: str | None,
+          emergency_number: str | None = None) -> str:
+    """The department of a ticket from its category, urgency and district (the module's rules).
+
+    ``emergency_number`` is the 110 / 120 / 119 the call's words chose for ``public_safety.emergency``;
+    without one that category goes to its configured number (110).
+
+    >>> route(load_rules(), category="traffic.road", urgency="normal", district="朝阳区")
+    '朝阳区交通委员会'
+    """
+    if category == "public_safety.emergency":
+        return emergency_number or rules.emergency_routes.get(category, rules.crime_number)
+    if category in rules.emergency_routes and (urgency == "emergency" or category == "public_safety.fire"):
+        return rules.emergency_routes[category]
+    return rules.categories[category].department.replace("{district}", district or rules.city_prefix)
 
 
 @extractor("department", after=("category", "urgency", "location"))
@@ -37,20 +55,19 @@ def extract_department(call: Call, done: Mapping[str, Extraction]) -> Extraction
         medical = [h for h in routes if h.cue.phrase in rules.medical_cues]
         rescue = [h for h in routes if h.cue.phrase in rules.rescue_cues]
         chosen = crime or medical or rescue
-        number = chosen[0].cue.group if chosen else rules.emergency_routes.get(code, rules.crime_number)
+        number = route(rules, category=code, urgency=urgency, district=district,
+                       emergency_number=chosen[0].cue.group if chosen else None)
         if chosen:
             evidence = (call.evidence(f"department:{chosen[0].cue.phrase}", chosen[0].start, chosen[0].end),)
         return Extraction("department", number, evidence=evidence, confidence=0.85 if chosen else 0.6,
                           review=not chosen)
+    value = route(rules, category=code, urgency=urgency, district=district)
     if code in rules.emergency_routes and (urgency == "emergency" or code == "public_safety.fire"):
-        return Extraction("department", rules.emergency_routes[code], evidence=evidence + done["urgency"].evidence[:1],
-                          confidence=0.9)
-    template = rules.categories[code].department
-    if "{district}" in template:
-        value = template.replace("{district}", district or rules.city_prefix)
+        return Extraction("department", value, evidence=evidence + done["urgency"].evidence[:1], confidence=0.9)
+    if "{district}" in rules.categories[code].department:
         confidence = min(category.confidence, 0.9) if district else min(category.confidence, 0.6)
         if district and "district" in done:
             evidence = evidence + done["district"].evidence[:1]
     else:
-        value, confidence = template, min(category.confidence, 0.9)
+        confidence = min(category.confidence, 0.9)
     return Extraction("department", value, evidence=evidence, confidence=confidence)

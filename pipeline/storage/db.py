@@ -32,6 +32,9 @@ from pipeline.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+#: what every use case is given to open database sessions
+SessionFactory = sessionmaker[Session]
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: any constant will do; it names the PostgreSQL advisory lock held while migrating
 _PG_MIGRATION_LOCK = 0x63616C6C  # "call"

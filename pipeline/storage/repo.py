@@ -128,8 +128,8 @@ def find_current_transcript(session: Session, *, call_id: str) -> TranscriptRow 
     return session.scalars(query).first()
 
 
-def transcript_from_row(row: TranscriptRow) -> Transcript:
-    """The frozen ``Transcript`` a stored row holds."""
+def transcript_from_row(row: TranscriptRow | Any) -> Transcript:
+    """The frozen ``Transcript`` a stored row holds (an ORM row, or a result row of the same columns)."""
     return Transcript(
         language=row.language, segments=tuple(Segment.from_dict(s) for s in row.segments or ()),
         duration=row.duration_s, options=dict(row.options or {}),
@@ -259,6 +259,17 @@ def list_tickets(
     else:
         query = query.order_by(TicketRow.created_at.desc(), TicketRow.id)
     return _page(session, query, limit=limit, offset=offset)
+
+
+def current_tickets() -> Any:
+    """Each call's current ticket (the one drafted or edited last), as a subquery."""
+    ranked = select(
+        TicketRow.call_id, TicketRow.category, TicketRow.district, TicketRow.street, TicketRow.urgency,
+        TicketRow.request_type, TicketRow.department, TicketRow.status,
+        func.row_number().over(partition_by=TicketRow.call_id,
+                               order_by=(TicketRow.updated_at.desc(), TicketRow.id.desc())).label("rn"),
+    ).subquery("ranked")
+    return select(ranked).where(ranked.c.rn == 1).subquery("current_ticket")
 
 
 def _escape_like(text: str) -> str:

@@ -15,7 +15,7 @@ from conftest import make_tone_wav
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from pipeline.service import ingest_file
+from pipeline.intake import ingest_file
 from pipeline.settings import Settings
 from pipeline.storage import repo
 from pipeline.storage.db import make_engine, make_session_factory, session_scope
@@ -41,7 +41,7 @@ def seed(settings: Settings, *, n: int, urgency: str, district: str | None, summ
                 call_id = repo.add_call(session, audio_sha256=f"{n:064x}", audio_path=f"audio/x/{n}.wav",
                                         size_bytes=10, received_at=received).id
         if audio is not None:
-            from pipeline.service import CallMetadata
+            from pipeline.intake import CallMetadata
 
             call_id = ingest_file(settings, session_factory=factory, path=audio,
                                   metadata=CallMetadata(received_at=received)).call_id

@@ -65,7 +65,8 @@ def stack(tmp_path: Path, redis_url: str, model_cache_dir: Path,
           ticket_server: TicketServer) -> Iterator[dict]:
     """A processed sample call, the API and a dispatch worker as subprocesses, an operator key."""
     from pipeline.asr import load_transcriber
-    from pipeline.service import ingest_file, process_call
+    from pipeline.intake import ingest_file
+    from pipeline.process import process_call
     from pipeline.storage.db import make_engine, make_session_factory, upgrade
 
     settings = Settings(

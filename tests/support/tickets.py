@@ -9,7 +9,7 @@ import wave
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pipeline.service import CallMetadata, ingest_file
+from pipeline.intake import CallMetadata, ingest_file
 from pipeline.settings import Settings
 from pipeline.storage import repo
 from pipeline.storage.db import session_scope

@@ -31,7 +31,7 @@ from rq.job import Job
 from sqlalchemy import func, select, text
 from tcp_proxy import TcpProxy
 
-from pipeline.service import ingest_file
+from pipeline.intake import ingest_file
 from pipeline.settings import Settings
 from pipeline.storage import repo
 from pipeline.storage.calls import CallRow, CallStatus, TranscriptRow

@@ -14,7 +14,7 @@ from conftest import make_truncated_wav, service_env
 from rq.job import Job
 from support.processes import run_measured
 
-from pipeline.service import ingest_file
+from pipeline.intake import ingest_file
 from pipeline.settings import Settings
 from pipeline.storage import repo
 from pipeline.storage.calls import CallStatus
