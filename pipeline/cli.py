@@ -27,6 +27,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from pipeline.settings import Settings
 
@@ -73,7 +74,7 @@ def cmd_extract(settings: Settings, args: argparse.Namespace) -> int:
     failed = 0
     for path in args.files:
         try:
-            result = {"file": path, "ticket": extract_file(Path(path)).to_dict()}
+            result = {"file": path, "ticket": extract_file(Path(path), zone=ZoneInfo(settings.timezone)).to_dict()}
         except Exception as exc:  # one bad file must not stop the batch
             failed += 1
             result = {"file": path, "error": str(exc)}

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from extract_helpers import RECEIVED, make_transcript, ticket_of
@@ -16,6 +17,8 @@ from pipeline.extractors import RULES_VERSION, extract_file, extract_ticket
 from pipeline.extractors.context import prepare_call
 from pipeline.extractors.rules import load_rules
 from pipeline.ticket import FIELDS
+
+HOTLINE = ZoneInfo("Asia/Shanghai")
 
 STEREO_ZH = {
     "language": "zh",
@@ -40,7 +43,7 @@ def _write(tmp_path: Path, name: str, data: object) -> Path:
 
 
 def test_stereo_json_call(tmp_path: Path) -> None:
-    draft = extract_file(_write(tmp_path, "call.json", STEREO_ZH))
+    draft = extract_file(_write(tmp_path, "call.json", STEREO_ZH), zone=HOTLINE)
     assert draft.category == "environment.pollution"
     assert draft.request_type == "complaint"
     assert draft.urgency == "normal"
@@ -71,7 +74,7 @@ def test_stereo_json_call(tmp_path: Path) -> None:
 
 def test_same_call_mono_finds_the_same_fields(tmp_path: Path) -> None:
     mono = {"segments": [{**s, "speaker": "mixed"} for s in STEREO_ZH["segments"]]}
-    draft = extract_file(_write(tmp_path, "mono.json", mono))
+    draft = extract_file(_write(tmp_path, "mono.json", mono), zone=HOTLINE)
     assert (draft.category, draft.district, draft.callback_number, draft.caller_surname) == (
         "environment.pollution", "朝阳区", "13911023456", "郑")
     assert draft.language == "zh"  # detected from the script
@@ -106,7 +109,7 @@ def test_turns_json_english(tmp_path: Path) -> None:
         ["caller", "Five five five, three one two, eight eight four zero."],
         ["agent", "Thank you, I have logged your request."],
     ]}
-    draft = extract_file(_write(tmp_path, "en.json", data))
+    draft = extract_file(_write(tmp_path, "en.json", data), zone=HOTLINE)
     assert draft.language == "en"
     assert draft.category == "city.street_light"
     assert draft.request_type == "report"
@@ -129,14 +132,14 @@ def test_english_mono_agent_script_is_skipped() -> None:
 
 def test_txt_file_with_speaker_prefixes(tmp_path: Path) -> None:
     path = _write(tmp_path, "call.txt", "agent: 您好，请问有什么可以帮您？\ncaller: 我们家楼上漏水，我姓何。\n")
-    draft = extract_file(path)
+    draft = extract_file(path, zone=HOTLINE)
     assert draft.category == "housing.repair"
     assert draft.caller_surname == "何"
     assert draft.evidence["category"][0].speaker == "caller"
 
 
 def test_plain_txt_file_is_mixed(tmp_path: Path) -> None:
-    draft = extract_file(_write(tmp_path, "call.txt", "你好我们小区门口垃圾好几天没人清运了\n"))
+    draft = extract_file(_write(tmp_path, "call.txt", "你好我们小区门口垃圾好几天没人清运了\n"), zone=HOTLINE)
     assert draft.category == "city.sanitation"
     assert draft.evidence["category"][0].speaker == "mixed"
     assert draft.due_at.utcoffset() == timedelta(hours=8)
@@ -146,7 +149,7 @@ def test_plain_txt_file_is_mixed(tmp_path: Path) -> None:
                                      '{"words": []}', '{"turns": [["caller"]]}', '{"segments": []}'])
 def test_bad_json_files_raise_extraction_error(tmp_path: Path, content: str) -> None:
     with pytest.raises(ExtractionError) as info:
-        extract_file(_write(tmp_path, "bad.json", content))
+        extract_file(_write(tmp_path, "bad.json", content), zone=HOTLINE)
     assert "bad.json" in str(info.value)
 
 
